@@ -1,0 +1,131 @@
+"""Listing sessions fast: one row per session from its tip, cached against the refs.
+
+A row is derived from the ``main`` tip commit alone (its trailers carry the
+running step, token, cost and error counts; its tree carries
+``session.json``), so listing never walks history. The rows are cached in
+``.rewind/cache/sessions.json`` keyed by the tip they were read from; the
+refs are read as plain files, so a fully cached listing never imports
+pygit2. The cache is derived data: deleting it is always safe.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from rewind_vcs.store import format as fmt
+from rewind_vcs.store.records import FORMAT_VERSION, SessionStatus
+from rewind_vcs.store.refs import MAIN, SESSIONS, parse_timeline_ref, read_refs
+from rewind_vcs.store.session import SessionSummary, status_from_tip
+
+if TYPE_CHECKING:
+    from rewind_vcs.store.repo import Repo
+
+CACHE_FILE = "cache/sessions.json"
+
+
+def session_tips(repo: Repo) -> dict[str, dict[str, str]]:
+    """``{session id: {timeline: tip oid}}`` read from the ref files."""
+    out: dict[str, dict[str, str]] = {}
+    for name, oid in read_refs(repo.path, (SESSIONS,)).items():
+        parsed = parse_timeline_ref(name)
+        if parsed:
+            out.setdefault(parsed[0], {})[parsed[1]] = oid
+    return out
+
+
+def _row_from_tip(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
+    from rewind_vcs.store.writer import parse_trailers
+
+    commit = repo.git[tip]
+    trailers = parse_trailers(commit.message)
+    info = fmt.session_from_record(fmt.loads(commit.tree["session.json"].data, "session", f"of {sid}"))
+    return {
+        "tip": tip,
+        "name": info.name,
+        "started_at": info.started_at,
+        "command": info.command,
+        "steps": int(trailers.get("Rewind-Step", 0)),
+        "tokens": int(trailers.get("Rewind-Tokens", 0)),
+        "cost_usd": float(trailers.get("Rewind-Cost", 0.0)),
+        "errors": int(trailers.get("Rewind-Errors", 0)),
+        "kind": trailers.get("Rewind-Kind", "session"),
+        "exit": trailers.get("Rewind-Exit", "none"),
+    }
+
+
+def _summary(repo: Repo, sid: str, row: dict[str, Any], timelines: int) -> SessionSummary:
+    status, code = status_from_tip(
+        repo, sid, {"Rewind-Kind": row["kind"], "Rewind-Exit": row["exit"]}
+    )
+    return SessionSummary(
+        id=sid,
+        name=row["name"],
+        started_at=row["started_at"],
+        steps=row["steps"],
+        tokens=row["tokens"],
+        cost_usd=row["cost_usd"],
+        errors=row["errors"],
+        status=status,
+        timelines=timelines,
+        command=row["command"],
+        exit_code=code,
+    )
+
+
+def summarise(repo: Repo, sid: str, tips: dict[str, str]) -> SessionSummary:
+    main = tips.get(MAIN) or next(iter(tips.values()))
+    return _summary(repo, sid, _row_from_tip(repo, sid, main), len(tips))
+
+
+def _load_cache(repo: Repo) -> dict[str, dict[str, Any]]:
+    try:
+        data = orjson.loads((repo.path / CACHE_FILE).read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        return {}
+    rows = data.get("rows")
+    return rows if isinstance(rows, dict) else {}
+
+
+def _save_cache(repo: Repo, rows: dict[str, dict[str, Any]]) -> None:
+    target = repo.path / CACHE_FILE
+    try:
+        target.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".sessions.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps({"format": FORMAT_VERSION, "rows": rows}))
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only repository still lists; it just is not cached
+
+
+def list_sessions(repo: Repo, *, use_cache: bool = True) -> list[SessionSummary]:
+    """Every session, newest first."""
+    tips = session_tips(repo)
+    cache = _load_cache(repo) if use_cache else {}
+    rows: dict[str, dict[str, Any]] = {}
+    dirty = False
+    for sid, tls in tips.items():
+        main = tls.get(MAIN) or next(iter(tls.values()))
+        row = cache.get(sid)
+        if row is None or row.get("tip") != main:
+            row = _row_from_tip(repo, sid, main)
+            dirty = True
+        rows[sid] = row
+    if dirty or len(rows) != len(cache):
+        _save_cache(repo, rows)
+    out = [_summary(repo, sid, rows[sid], len(tips[sid])) for sid in rows]
+    out.sort(key=lambda s: (s.started_at, s.id), reverse=True)
+    return out
+
+
+def newest_first_ids(repo: Repo) -> list[str]:
+    return [s.id for s in list_sessions(repo)]
+
+
+__all__ = ["list_sessions", "session_tips", "summarise", "SessionStatus"]

@@ -1,0 +1,180 @@
+"""One resolver for every ref a user types.
+
+Grammar (tried in this order, as dulwich's ``objectspec`` does for git)::
+
+    spec      := base [ "@step-" N ] | "step-" N
+    base      := "HEAD" | "latest" | tag | session [ "/" timeline ]
+    session   := "latest" | name | id-prefix
+
+- ``step-N`` means ``HEAD@step-N``; N is 1-based.
+- A tag (``refs/tags/<name>``) wins over a session name, a session name over
+  an id prefix; among sessions with one name the newest wins.
+- An id prefix must be unique: an ambiguous one is an error listing the
+  candidates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rewind_vcs.errors import AmbiguousRefError, RefError
+from rewind_vcs.store.refs import MAIN, TAGS, parse_timeline_ref, timeline_ref
+
+if TYPE_CHECKING:
+    from rewind_vcs.store.repo import Repo
+    from rewind_vcs.store.session import SessionSummary
+
+_STEP_RE = re.compile(r"^step-(\d+)$")
+_HEX_RE = re.compile(r"^[0-9a-f]{1,40}$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a spec points at: a timeline (``step is None``) or one step on it."""
+
+    spec: str
+    session_id: str
+    timeline: str | None  # the timeline the commit is on (main preferred); None if none holds it
+    commit: str  # the timeline's tip, or the step's commit
+    step: int | None = None
+
+    @property
+    def is_step(self) -> bool:
+        return self.step is not None
+
+    def describe(self) -> str:
+        where = f"{self.session_id}/{self.timeline or '?'}"
+        return f"{where}@step-{self.step}" if self.step is not None else where
+
+
+class Resolver:
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self._summaries: list[SessionSummary] | None = None
+
+    # -- entry point ---------------------------------------------------------------
+
+    def resolve(self, spec: str) -> Target:
+        spec = spec.strip()
+        if not spec:
+            raise RefError("empty ref", hint="give a session id, name, 'latest' or 'step-N'")
+        m = _STEP_RE.match(spec)
+        if m:
+            base, n = "HEAD", int(m.group(1))
+        elif "@" in spec:
+            base, _, suffix = spec.rpartition("@")
+            m = _STEP_RE.match(suffix)
+            if not m or not base:
+                raise RefError(f"cannot parse ref '{spec}'", hint="write <session>@step-N, e.g. latest@step-3")
+            n = int(m.group(1))
+        else:
+            base, n = spec, None
+        target = self._base(base)
+        if n is None:
+            return Target(spec, target.session_id, target.timeline, target.commit, target.step)
+        if n < 1:
+            raise RefError(f"step-{n} is out of range: steps are numbered from 1")
+        timeline = self.repo.session(target.session_id).timeline(target.timeline or MAIN)
+        step = timeline.step(n)
+        return Target(spec, target.session_id, timeline.name, step.commit_id, n)
+
+    # -- bases --------------------------------------------------------------------------
+
+    def _base(self, base: str) -> Target:
+        if base == "HEAD":
+            return self._head()
+        if base == "latest":
+            return self._timeline_target(base, self._latest().id, MAIN)
+        git_refs = self.repo.git.references
+        tag = git_refs.get(TAGS + base) if "/" not in base else None
+        if tag is not None:
+            return self._commit_target(base, str(tag.peel().id))
+        if "/" in base:
+            sess, _, tl = base.partition("/")
+            sid = self._session_id(sess)
+            if git_refs.get(timeline_ref(sid, tl)) is None:
+                known = sorted(t.name for t in self.repo.session(sid).timelines())
+                raise RefError(
+                    f"session {sid} has no timeline '{tl}'",
+                    hint=f"its timelines are: {', '.join(known)}",
+                )
+            return self._timeline_target(base, sid, tl)
+        return self._timeline_target(base, self._session_id(base), MAIN)
+
+    def _head(self) -> Target:
+        git = self.repo.git
+        if git.head_is_unborn:
+            raise RefError("HEAD is not checked out yet", hint="run 'rewind checkout <session>' or name a session")
+        if git.head_is_detached:
+            return self._commit_target("HEAD", str(git.head.target))
+        name = git.references.get("HEAD").target
+        parsed = parse_timeline_ref(name) if isinstance(name, str) else None
+        if parsed is None:
+            raise RefError(f"HEAD points at {name}, which is not a timeline", hint="run 'rewind checkout <session>'")
+        if git.references.get(name) is None:
+            raise RefError(f"HEAD points at {parsed[0]}/{parsed[1]}, which no longer exists",
+                           hint="run 'rewind checkout <session>'")
+        return self._timeline_target("HEAD", *parsed)
+
+    def _timeline_target(self, spec: str, sid: str, timeline: str) -> Target:
+        ref = self.repo.git.references.get(timeline_ref(sid, timeline))
+        if ref is None:
+            raise RefError(f"no timeline {sid}/{timeline}", hint="see 'rewind timelines " + sid + "'")
+        return Target(spec, sid, timeline, str(ref.target), None)
+
+    def _commit_target(self, spec: str, commit_id: str) -> Target:
+        """A commit named by a tag or a detached HEAD: find its session, timeline and step."""
+        from rewind_vcs.store.session import Step
+        from rewind_vcs.store.writer import ID_LENGTH, parse_trailers
+
+        git = self.repo.git
+        commit = git[commit_id]
+        trailers = parse_trailers(commit.message)
+        kind = trailers.get("Rewind-Kind")
+        if kind == "session":
+            sid = commit_id[:ID_LENGTH]
+        elif kind in ("step", "end"):
+            sid = trailers["Rewind-Session"]
+        else:
+            raise RefError(f"'{spec}' points at {commit_id[:12]}, which is not a rewind step or session")
+        session = self.repo.session(sid)
+        timelines = session.timelines()  # main first
+        holder = next((t for t in timelines if t.tip == commit_id), None)
+        if holder is None:
+            holder = next((t for t in timelines if git.descendant_of(t.tip, commit_id)), None)
+        step = Step(self.repo, commit_id).n if kind == "step" else None
+        return Target(spec, sid, holder.name if holder else None, commit_id, step)
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def _all(self) -> list[SessionSummary]:
+        if self._summaries is None:
+            self._summaries = self.repo.sessions()
+        return self._summaries
+
+    def _latest(self) -> SessionSummary:
+        sessions = self._all()
+        if not sessions:
+            raise RefError("there are no sessions yet", hint="record one with 'rewind record -- <command>'")
+        return sessions[0]
+
+    def _session_id(self, text: str) -> str:
+        if text == "latest":
+            return self._latest().id
+        sessions = self._all()
+        named = [s for s in sessions if s.name == text]  # newest first already
+        if named:
+            return named[0].id
+        if _HEX_RE.match(text):
+            hits = [s for s in sessions if s.id.startswith(text)]
+            if len(hits) == 1:
+                return hits[0].id
+            if len(hits) > 1:
+                raise AmbiguousRefError(text, [s.id for s in hits])
+        names = sorted({s.name for s in sessions if s.name} | {s.id for s in sessions})
+        close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "see 'rewind log' for session ids and names"
+        raise RefError(f"unknown ref '{text}': no session, name or tag matches", hint=hint)

@@ -1,0 +1,288 @@
+"""The read side: sessions, timelines and steps as typed objects over git commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from rewind_vcs.errors import FormatError, RefError
+from rewind_vcs.store import format as fmt
+from rewind_vcs.store.records import (
+    EndInfo,
+    Exchange,
+    Request,
+    Response,
+    SessionInfo,
+    SessionStatus,
+    StepInfo,
+    TransportError,
+)
+from rewind_vcs.store.refs import MAIN, SESSIONS, parse_timeline_ref, timeline_ref
+from rewind_vcs.store.writer import parse_trailers
+
+if TYPE_CHECKING:
+    from rewind_vcs.store.repo import Repo
+
+
+@dataclass
+class SessionSummary:
+    """One row of ``rewind log``."""
+
+    id: str
+    name: str | None
+    started_at: float
+    steps: int
+    tokens: int
+    cost_usd: float
+    errors: int
+    status: SessionStatus
+    timelines: int
+    command: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "started_at": self.started_at,
+            "steps": self.steps,
+            "tokens": self.tokens,
+            "cost_usd": round(self.cost_usd, 6),
+            "errors": self.errors,
+            "status": self.status.value,
+            "timelines": self.timelines,
+            "command": self.command,
+            "exit_code": self.exit_code,
+        }
+
+
+def status_from_tip(repo: Repo, session_id: str, trailers: dict[str, str]) -> tuple[SessionStatus, int | None]:
+    if trailers.get("Rewind-Kind") == "end":
+        raw = trailers.get("Rewind-Exit", "none")
+        code = None if raw == "none" else int(raw)
+        return (SessionStatus.OK if code in (0, None) else SessionStatus.FAILED), code
+    if repo.is_leased(session_id):
+        return SessionStatus.RECORDING, None
+    return SessionStatus.INCOMPLETE, None
+
+
+class Step:
+    """One recorded exchange: a commit whose tree holds ``step.json``, ``request/``, ``response/``."""
+
+    def __init__(self, repo: Repo, commit_id: str) -> None:
+        self.repo = repo
+        self.commit_id = commit_id
+
+    @cached_property
+    def _commit(self):
+        return self.repo.git[self.commit_id]
+
+    @cached_property
+    def info(self) -> StepInfo:
+        tree = self._commit.tree
+        if "step.json" not in tree:
+            raise RefError(f"commit {self.commit_id[:12]} is not a step")
+        return fmt.step_from_record(fmt.loads(tree["step.json"].data, "step", f"in {self.commit_id[:12]}"))
+
+    @property
+    def n(self) -> int:
+        return self.info.n
+
+    @cached_property
+    def request(self) -> Request:
+        tree = self._commit.tree
+        meta = fmt.loads(tree["request/meta.json"].data, "request", f"in {self.commit_id[:12]}")
+        return Request(
+            method=meta["method"],
+            scheme=meta["scheme"],
+            host=meta["host"],
+            path=meta["path"],
+            headers=[(k, v) for k, v in meta["headers"]],
+            body=tree["request/body"].data,
+        )
+
+    @cached_property
+    def response(self) -> Response:
+        tree = self._commit.tree
+        meta = fmt.loads(tree["response/meta.json"].data, "response", f"in {self.commit_id[:12]}")
+        return Response(
+            status=meta["status"],
+            reason=meta.get("reason", ""),
+            headers=[(k, v) for k, v in meta["headers"]],
+            body=tree["response/body"].data,
+            chunks=[(float(t), int(n)) for t, n in meta.get("chunks", [])],
+            error=TransportError(meta["error"]) if meta.get("error") else None,
+            error_detail=meta.get("error_detail", ""),
+        )
+
+    @property
+    def exchange(self) -> Exchange:
+        info = self.info
+        return Exchange(
+            request=self.request,
+            response=self.response,
+            started_at=info.started_at,
+            duration=info.latency_ms / 1000.0,
+            span=info.span,
+            ttfb=None if info.ttft_ms is None else info.ttft_ms / 1000.0,
+        )
+
+    def __repr__(self) -> str:
+        return f"Step({self.commit_id[:12]}, n={self.n})"
+
+
+def load_step(repo: Repo, commit_id: str) -> Step:
+    step = Step(repo, commit_id)
+    step.info  # noqa: B018 - raise now if the commit is not a step
+    return step
+
+
+class Timeline:
+    """A branch of a session: ``refs/sessions/<id>/<name>``."""
+
+    def __init__(self, session: Session, name: str, tip: str) -> None:
+        self.session = session
+        self.name = name
+        self.tip = tip
+
+    @property
+    def repo(self) -> Repo:
+        return self.session.repo
+
+    @property
+    def ref(self) -> str:
+        return timeline_ref(self.session.id, self.name)
+
+    @cached_property
+    def commits(self) -> list[str]:
+        """Commit ids from the root to the tip (first parents)."""
+        git = self.repo.git
+        out: list[str] = []
+        commit = git[self.tip]
+        while True:
+            out.append(str(commit.id))
+            if not commit.parent_ids:
+                break
+            commit = git[commit.parent_ids[0]]
+        out.reverse()
+        return out
+
+    @cached_property
+    def _tip_trailers(self) -> dict[str, str]:
+        return parse_trailers(self.repo.git[self.tip].message)
+
+    @property
+    def finished(self) -> bool:
+        return self._tip_trailers.get("Rewind-Kind") == "end"
+
+    @cached_property
+    def steps(self) -> list[Step]:
+        ids = self.commits[1:]
+        if self.finished:
+            ids = ids[:-1]
+        return [Step(self.repo, c) for c in ids]
+
+    def step(self, n: int) -> Step:
+        steps = self.steps
+        if not 1 <= n <= len(steps):
+            span = f"steps 1..{len(steps)}" if steps else "no steps"
+            raise RefError(
+                f"step-{n} is out of range: {self.session.id}/{self.name} has {span}",
+                hint="see 'rewind log " + self.session.id + "'",
+            )
+        return steps[n - 1]
+
+    @cached_property
+    def end(self) -> EndInfo | None:
+        if not self.finished:
+            return None
+        tree = self.repo.git[self.tip].tree
+        stdout = tree["stdout"].data if "stdout" in tree else None
+        return fmt.end_from_record(fmt.loads(tree["end.json"].data, "end", f"in {self.tip[:12]}"), stdout)
+
+    @property
+    def status(self) -> SessionStatus:
+        return status_from_tip(self.repo, self.session.id, self._tip_trailers)[0]
+
+    @cached_property
+    def fork_point(self) -> int | None:
+        """The step number this timeline forked from (None for ``main``)."""
+        if self.name == MAIN:
+            return None
+        main = self.session.timeline(MAIN)
+        main_ids = set(main.commits)
+        shared = 0
+        for cid in self.commits[1:]:
+            if cid not in main_ids:
+                break
+            shared += 1
+        return shared
+
+    def __repr__(self) -> str:
+        return f"Timeline({self.session.id}/{self.name})"
+
+
+class Session:
+    """A recorded run: a root commit and the timelines growing from it."""
+
+    def __init__(self, repo: Repo, session_id: str) -> None:
+        self.repo = repo
+        self.id = session_id
+
+    @cached_property
+    def _tips(self) -> dict[str, str]:
+        prefix = f"{SESSIONS}{self.id}/"
+        tips: dict[str, str] = {}
+        for ref in self.repo.git.references.iterator():
+            if ref.name.startswith(prefix):
+                parsed = parse_timeline_ref(ref.name)
+                if parsed:
+                    tips[parsed[1]] = str(ref.target)
+        if not tips:
+            raise RefError(f"no session {self.id}", hint="see 'rewind log'")
+        return tips
+
+    def timelines(self) -> list[Timeline]:
+        names = sorted(self._tips, key=lambda n: (n != MAIN, n))
+        return [Timeline(self, n, self._tips[n]) for n in names]
+
+    def timeline(self, name: str = MAIN) -> Timeline:
+        if name not in self._tips:
+            known = ", ".join(sorted(self._tips))
+            raise RefError(f"session {self.id} has no timeline '{name}' (it has: {known})")
+        return Timeline(self, name, self._tips[name])
+
+    @property
+    def main(self) -> Timeline:
+        return self.timeline(MAIN)
+
+    @cached_property
+    def root(self) -> str:
+        return self.main.commits[0]
+
+    @cached_property
+    def info(self) -> SessionInfo:
+        tree = self.repo.git[self._tips.get(MAIN) or next(iter(self._tips.values()))].tree
+        return fmt.session_from_record(fmt.loads(tree["session.json"].data, "session", f"of {self.id}"))
+
+    def summary(self) -> SessionSummary:
+        from rewind_vcs.store.index import summarise
+
+        return summarise(self.repo, self.id, self._tips)
+
+    def __repr__(self) -> str:
+        return f"Session({self.id})"
+
+
+def decode_json(data: bytes) -> Any:
+    """Body bytes as JSON, or None (used by ``show``)."""
+    try:
+        return orjson.loads(data)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+
+
+__all__ = ["Session", "SessionSummary", "Step", "Timeline", "load_step", "FormatError"]
