@@ -34,3 +34,28 @@ def fsck():
         assert "error" not in r.stderr.lower(), r.stderr
 
     return check
+
+
+@pytest.fixture
+def rewind(tmp_path):
+    """Run the real ``rewind`` command (a subprocess) in ``tmp_path``; returns CompletedProcess."""
+    import os
+    import sys
+
+    def run(*args: str, cwd=None, env=None, input=None, timeout=60, check=False):
+        full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+        full_env.pop("REWIND_DIR", None) if env is None or "REWIND_DIR" not in env else None
+        proc = subprocess.run(
+            [sys.executable, "-m", "rewind_vcs", *args],
+            cwd=cwd or tmp_path,
+            env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    return run

@@ -69,22 +69,22 @@ def loads(data: bytes, kind: str, where: str = "") -> Record:
     return record
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     return value
 
 
 # -- step.json -------------------------------------------------------------
 
 def step_to_record(info: StepInfo) -> Record:
-    record = _plain(info)
+    record = plain(info)
     record["format"] = FORMAT_VERSION
     return record
 
@@ -117,7 +117,7 @@ def step_from_record(record: Record) -> StepInfo:
 # -- session.json / end.json -------------------------------------------------
 
 def session_to_record(info: SessionInfo) -> Record:
-    record = _plain(info)
+    record = plain(info)
     record["format"] = FORMAT_VERSION
     return record
 
@@ -137,7 +137,7 @@ def session_from_record(record: Record) -> SessionInfo:
 
 
 def end_to_record(info: EndInfo) -> Record:
-    record = _plain(info)
+    record = plain(info)
     record.pop("stdout", None)  # stored as its own blob, end/stdout
     record["format"] = FORMAT_VERSION
     return record

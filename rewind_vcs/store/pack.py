@@ -109,11 +109,11 @@ def pack_timeline(repo: Repo, session_id: str, timeline: str) -> PackResult:
         return PackResult(0, 0, _pack_size(objects))
 
     def delegate(pb) -> None:
-        import pygit2
-
-        # Oldest first so that deltas point backwards like git's do.
-        for oid in sorted(loose, key=lambda o: o):
-            pb.add(pygit2.Oid(hex=oid))
+        # add_recur inserts each commit with its trees and blobs *by path name*,
+        # which is what libgit2's delta search groups on (request/body with
+        # request/body of the previous step), so the growing conversation deltas.
+        for c in reversed(commits):
+            pb.add_recur(c.id)
 
     n = git.pack(None, delegate)
     removed = _remove_packed_loose(repo, loose)
@@ -140,8 +140,17 @@ def gc(repo: Repo) -> PackResult:
     tips = [r.peel().id for r in git.references.iterator() if r.name.startswith("refs/")]
 
     def delegate(pb) -> None:
+        import pygit2
+
+        # add_recur takes one commit with its tree, not its ancestors: walk history.
+        walker = git.walk(None, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
         for oid in tips:
-            pb.add_recur(oid)
+            if git[oid].type == pygit2.enums.ObjectType.COMMIT:
+                walker.push(oid)
+            else:
+                pb.add_recur(oid)
+        for commit in walker:
+            pb.add_recur(commit.id)
 
     n = git.pack(None, delegate) if tips else 0
     new_packs = set((objects / "pack").glob("pack-*.pack")) - set(old_packs)
