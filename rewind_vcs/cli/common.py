@@ -64,10 +64,18 @@ def info(message: str) -> None:
     err_console().print(message, soft_wrap=True)
 
 
+_WHEN: dict[int, str] = {}
+
+
 def when(ts: float) -> str:
+    """Local time to the minute (memoised per minute: listing 10,000 sessions calls this a lot)."""
     if not ts:
         return "-"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    minute = int(ts // 60)
+    text = _WHEN.get(minute)
+    if text is None:
+        text = _WHEN[minute] = datetime.fromtimestamp(minute * 60).strftime("%Y-%m-%d %H:%M")
+    return text
 
 
 def money(cost: float | None) -> str:
@@ -82,3 +90,40 @@ def ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.0f} ms" if value < 10_000 else f"{value / 1000:.1f} s"
+
+
+ANSI = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "magenta": "35", "dim": "2", "bold": "1"}
+
+
+def print_rows(columns: list[str], rows: list[list[str]], *, right: set[str] = frozenset(),
+               styles: dict[str, Any] | None = None, max_width: dict[str, int] | None = None) -> None:
+    """A plain aligned table, fast for 10,000 rows (rich's Table takes seconds there).
+
+    ``styles`` maps a column to a function of the cell giving an ANSI colour
+    name; colours are used only on a terminal.
+    """
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    styles = styles or {}
+    for col, limit in (max_width or {}).items():
+        i = columns.index(col)
+        for row in rows:
+            if len(row[i]) > limit:
+                row[i] = row[i][: limit - 1] + "…"
+    n = len(columns)
+    widths = [len(c) for c in columns]
+    for row in rows:
+        for i in range(n):
+            if len(row[i]) > widths[i]:
+                widths[i] = len(row[i])
+    aligned = [(str.rjust if col in right else str.ljust) for col in columns]
+    painters = [styles.get(col) if color else None for col in columns]
+    header = "  ".join(aligned[i](columns[i], widths[i]) for i in range(n)).rstrip()
+    lines = [f"\x1b[1m{header}\x1b[0m" if color else header]
+    for row in rows:
+        parts = [aligned[i](row[i], widths[i]) for i in range(n)]
+        for i, paint in enumerate(painters):
+            if paint is not None and (style := paint(row[i])) in ANSI:
+                parts[i] = f"\x1b[{ANSI[style]}m{parts[i]}\x1b[0m"
+        lines.append("  ".join(parts).rstrip())
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()

@@ -49,18 +49,16 @@ def _log_sessions(repo, n: int | None, as_json: bool) -> None:
         console().print("no sessions yet: record one with 'rewind record -- <command>' or try 'rewind demo'",
                         soft_wrap=True)
         return
-    from rich.table import Table
+    from rewind_vcs.cli.common import print_rows
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("id", "name", "started", "steps", "tokens", "cost", "status", "timelines"):
-        table.add_column(col, justify="right" if col in ("steps", "tokens", "cost", "timelines") else "left",
-                         no_wrap=True, overflow="ellipsis", max_width=32 if col == "name" else None)
-    for s in sessions:
-        table.add_row(
-            s.id, s.name or " ".join(s.command)[:40] or "-", when(s.started_at), str(s.steps),
-            f"{s.tokens:,}", money(s.cost_usd), _styled(s.status.value), str(s.timelines),
-        )
-    console().print(table)
+    print_rows(
+        ["id", "name", "started", "steps", "tokens", "cost", "status", "timelines"],
+        [[s.id, s.name or " ".join(s.command) or "-", when(s.started_at), str(s.steps), f"{s.tokens:,}",
+          money(s.cost_usd), s.status.value, str(s.timelines)] for s in sessions],
+        right={"steps", "tokens", "cost", "timelines"},
+        styles={"status": STATUS_STYLE.get},
+        max_width={"name": 32},
+    )
 
 
 def step_row(step) -> dict[str, Any]:
@@ -99,17 +97,17 @@ def _log_steps(repo, ref: str, n: int | None, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
+    from rewind_vcs.cli.common import print_rows
 
-    table = Table(title=f"{timeline.session.id}/{timeline.name}", box=None, header_style="bold",
-                  title_justify="left")
-    for col in ("#", "kind", "provider", "model", "summary", "latency", "tokens", "status"):
-        table.add_column(col, justify="right" if col in ("#", "latency", "tokens") else "left",
-                         overflow="ellipsis", no_wrap=col != "summary")
-    for r in rows:
-        table.add_row(str(r["n"]), r["kind"], r["provider"], r["model"] or "-", r["summary"] or "",
-                      ms(r["latency_ms"]), f"{r['tokens']:,}", _styled(r["status"]))
-    console().print(table)
+    console().print(f"[bold]{timeline.session.id}/{timeline.name}[/bold]")
+    print_rows(
+        ["#", "kind", "provider", "model", "summary", "latency", "tokens", "status"],
+        [[str(r["n"]), r["kind"], r["provider"], r["model"] or "-", (r["summary"] or "").replace("\n", " "),
+          ms(r["latency_ms"]), f"{r['tokens']:,}", r["status"]] for r in rows],
+        right={"#", "latency", "tokens"},
+        styles={"status": STATUS_STYLE.get},
+        max_width={"summary": 70, "model": 28},
+    )
 
 
 def show(

@@ -16,7 +16,7 @@ from typing import Any
 FORMAT_VERSION = 1
 
 
-class StepKind(str, enum.Enum):
+class StepKind(enum.StrEnum):
     """What a step records."""
 
     LLM = "llm"  # a call to a model provider
@@ -24,19 +24,19 @@ class StepKind(str, enum.Enum):
     HTTP = "http"  # any other exchange (unknown endpoint on a known host)
 
 
-class StepStatus(str, enum.Enum):
+class StepStatus(enum.StrEnum):
     OK = "ok"  # 2xx/3xx, complete
     ERROR = "error"  # 4xx/5xx, or no complete response (see Response.error)
 
 
-class SessionStatus(str, enum.Enum):
+class SessionStatus(enum.StrEnum):
     RECORDING = "recording"  # no closing commit yet, and a recorder holds the lease
     OK = "ok"  # closed, exit code 0
     FAILED = "failed"  # closed, exit code != 0
     INCOMPLETE = "incomplete"  # no closing commit and no recorder alive (crash, kill -9)
 
 
-class TransportError(str, enum.Enum):
+class TransportError(enum.StrEnum):
     """Why an exchange has no complete response."""
 
     CONNECTION_REFUSED = "connection_refused"

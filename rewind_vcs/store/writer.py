@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from rewind_vcs.errors import ConflictError, RefError, RewindError
 from rewind_vcs.store import format as fmt
-from rewind_vcs.store.redact import redact_headers, redact_path
 from rewind_vcs.store.records import EndInfo, Exchange, SessionInfo, StepInfo, StepStatus
+from rewind_vcs.store.redact import redact_headers, redact_path
 from rewind_vcs.store.refs import MAIN, parse_timeline_ref, timeline_ref, valid_timeline_name
 
 if TYPE_CHECKING:
@@ -275,7 +275,8 @@ class SessionWriter:
         self._check_open()
         git = self.repo.git
         end = end or EndInfo()
-        end = replace(end, steps=self.steps, ended_at=end.ended_at or time.time())
+        code = None if end.exit_code is None else int(end.exit_code)
+        end = replace(end, exit_code=code, steps=self.steps, ended_at=end.ended_at or time.time())
         tb = git.TreeBuilder()
         tb.insert("session.json", self._session_blob, BLOB)
         tb.insert("end.json", git.create_blob(fmt.dumps(fmt.end_to_record(end))), BLOB)

@@ -1,0 +1,211 @@
+"""``record``, ``replay`` and ``proxy``: running agents behind the proxy."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from rewind_vcs.cli.common import info, open_repo, print_json
+
+PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+
+#: Set by main() when the command line holds ``--``: everything after it, untouched.
+trailing: list[str] | None = None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("record", context_settings=PASSTHROUGH)(record)
+    app.command("replay", context_settings=PASSTHROUGH)(replay)
+    app.command("proxy")(proxy)
+
+
+def settings_from(upstream: list[str] | None, record_host: list[str] | None):
+    """Upstream overrides from --upstream and REWIND_UPSTREAM_* (the flags win)."""
+    from rewind_vcs.errors import ConfigError
+    from rewind_vcs.proxy.run import ProxySettings
+
+    ups: dict[str, str] = {}
+    for provider in ("openai", "anthropic", "gemini"):
+        value = os.environ.get(f"REWIND_UPSTREAM_{provider.upper()}")
+        if value:
+            ups[provider] = value
+    for item in upstream or []:
+        provider, sep, url = item.partition("=")
+        if not sep or not url:
+            raise ConfigError(f"bad --upstream '{item}'", hint="write PROVIDER=URL, e.g. openai=http://127.0.0.1:8000")
+        ups[provider.strip().lower()] = url.strip()
+    timeout = float(os.environ.get("REWIND_UPSTREAM_TIMEOUT", "600"))
+    return ProxySettings(upstreams=ups, record_hosts=list(record_host or []),
+                         upstream_ca=os.environ.get("REWIND_UPSTREAM_CA") or None, timeout=timeout)
+
+
+def _error(message: str) -> None:
+    info(f"[yellow]rewind:[/yellow] {message}")
+
+
+def record(
+    command: list[str] = typer.Argument(None, help="The command to run (the -- before it is optional)."),
+    name: str = typer.Option(None, "--name", help="Name the session (rewind log, refs by name)."),
+    upstream: list[str] = typer.Option(None, "--upstream", help="PROVIDER=URL: send that provider elsewhere."),
+    record_host: list[str] = typer.Option(None, "--record-host", help="Also intercept and record this host."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stderr's behalf to stdout."),
+) -> None:
+    """Run a command and record every LLM call it makes as a new session."""
+    from rewind_vcs.proxy.run import record_run
+
+    cmd = list(command or []) + list(trailing or [])
+    repo = open_repo(create=True)
+    result = record_run(
+        repo, cmd, env=os.environ, cwd=os.getcwd(), name=name,
+        settings=settings_from(upstream, record_host), out=sys.stdout.buffer, on_error=_error,
+        on_start=lambda sid, port: info(f"[dim]rewind: recording session {sid} (proxy on 127.0.0.1:{port})[/dim]"),
+    )
+    if as_json:
+        print_json({"session": result.session_id, "steps": result.steps, "exit_code": result.exit_code})
+    extra = f", {result.vetoed} vetoed by the pre-step hook" if result.vetoed else ""
+    info(f"rewind: recorded session [bold]{result.session_id}[/bold]: {result.steps} steps{extra}, "
+         f"exit {result.exit_code}  (rewind show {result.session_id})")
+    raise typer.Exit(result.exit_code)
+
+
+def replay(
+    ref: str = typer.Argument(None, help="What to replay (default: HEAD, else latest)."),
+    on_miss: str = typer.Option("error", "--on-miss", help="error | live: what a request no step matches does."),
+    latency: str = typer.Option("none", "--latency", help="none | recorded | xF (recorded times F)."),
+    from_step: int = typer.Option(None, "--from", help="Serve steps before N from the recording; N on goes live."),
+    timeline: str = typer.Option(None, "--timeline", help="Name the new timeline (default fork-1, fork-2, ...)."),
+    upstream: list[str] = typer.Option(None, "--upstream", help="PROVIDER=URL for calls that go live."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Re-run the recorded command (or the one after --) against the recording: zero API calls."""
+    from rewind_vcs.errors import ConfigError, RefError
+    from rewind_vcs.proxy.replayer import Drift, Latency, Miss, OnMiss
+    from rewind_vcs.proxy.run import replay_run
+    from rewind_vcs.store.refs import timeline_ref
+
+    repo = open_repo()
+    if ref is None:
+        try:
+            target = repo.resolve("HEAD")
+        except RefError:
+            target = repo.resolve("latest")
+    else:
+        target = repo.resolve(ref)
+    try:
+        miss_mode = OnMiss(on_miss)
+    except ValueError:
+        raise ConfigError(f"bad --on-miss '{on_miss}'", hint="use error or live") from None
+    fork_at = None
+    if from_step is not None:
+        if from_step < 1:
+            raise ConfigError("--from takes a step number from 1")
+        fork_at = from_step - 1
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Miss):
+            info(f"[red]{event.message()}[/red]")
+        elif isinstance(event, Drift):
+            what = "; ".join(str(d) for d in event.diffs[:3]) or "no semantic field"
+            info(f"[yellow]rewind: step {event.step} served from the recording, but the request drifted: "
+                 f"{what}[/yellow]")
+
+    result = replay_run(
+        repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
+        on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
+        settings=settings_from(upstream, None), out=sys.stdout.buffer, on_event=on_event, on_error=_error,
+    )
+    if result.new_timeline:
+        repo.git.set_head(timeline_ref(result.session_id, result.new_timeline))
+    stats, sv = result.stats, result.savings
+    summary = {
+        "session": result.session_id,
+        "timeline": result.timeline,
+        "served": len(stats.served),
+        "misses": len(stats.misses),
+        "drifted": len(stats.drifts),
+        "live": stats.live,
+        "new_timeline": result.new_timeline,
+        "fork_point": result.fork_point,
+        "new_steps": result.new_steps,
+        "exit_code": result.exit_code,
+        "output_identical": result.output_identical,
+        "saved": {"steps": sv.steps, "tokens": sv.tokens, "cost_usd": round(sv.cost_usd, 6),
+                  "seconds": round(sv.seconds, 3)},
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        _print_replay(result, summary)
+    if stats.misses:
+        raise typer.Exit(result.exit_code or 1)
+    raise typer.Exit(result.exit_code)
+
+
+def _print_replay(result, summary) -> None:
+    from rewind_vcs.cli.common import money
+
+    stats = result.stats
+    info(f"rewind: replayed {result.session_id}/{result.timeline}: {summary['served']} steps served, "
+         f"{summary['misses']} misses" + (f", {summary['drifted']} drifted" if stats.drifts else ""))
+    if result.new_timeline:
+        info(f"rewind: {result.new_steps} live steps recorded on timeline "
+             f"[bold]{result.session_id}/{result.new_timeline}[/bold] (forked at step {result.fork_point}); "
+             "HEAD follows it")
+    sv = result.savings
+    info(f"rewind: saved {sv.steps} calls, {sv.tokens:,} tokens, {money(sv.cost_usd)}, {sv.seconds:.1f} s")
+    if result.output_identical is True:
+        info("rewind: [green]output identical to the recording[/green]")
+    elif result.output_identical is False:
+        info("rewind: [yellow]output differs from the recording:[/yellow]")
+        if result.recorded_stdout is not None:
+            import difflib
+
+            old = result.recorded_stdout.decode(errors="replace").splitlines()
+            new = result.stdout.decode(errors="replace").splitlines()
+            for line in list(difflib.unified_diff(old, new, "recorded", "replayed", lineterm=""))[:60]:
+                print(line, file=sys.stderr)
+
+
+def proxy(
+    port: int = typer.Option(8787, "--port", help="Port on 127.0.0.1 (0 picks a free one)."),
+    name: str = typer.Option(None, "--name", help="Name of the sessions recorded."),
+    upstream: list[str] = typer.Option(None, "--upstream", help="PROVIDER=URL: send that provider elsewhere."),
+    record_host: list[str] = typer.Option(None, "--record-host", help="Also intercept and record this host."),
+) -> None:
+    """Run the recording proxy until Ctrl-C, for clients started elsewhere."""
+    import signal
+    import threading
+
+    from rewind_vcs.proxy.recorder import Recorder
+    from rewind_vcs.proxy.run import IdleFlusher, RecordingHandler, start_proxy
+    from rewind_vcs.store.records import SessionInfo
+
+    repo = open_repo(create=True)
+    settings = settings_from(upstream, record_host)
+    recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()),
+                        on_error=_error)
+    handler = RecordingHandler(recorder, settings.pool(), settings.timeout, _error)
+    running = start_proxy(repo, handler, settings.routes(os.environ), port=port, on_error=_error)
+    flusher = IdleFlusher(recorder, handler, _error).start()
+    env = running.child_env({})
+    info(f"rewind: proxy listening on 127.0.0.1:{running.port}; export these in the agent's shell:")
+    for key in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "HTTPS_PROXY",
+                "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+        print(f"export {key}={env[key]}", flush=True)
+    info("rewind: each X-Rewind-Session header value is its own session; Ctrl-C finishes and packs")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    running.stop()
+    flusher.stop()
+    writers = recorder.finish()
+    for w in writers:
+        info(f"rewind: recorded session [bold]{w.id}[/bold]: {w.steps} steps")
+    if not writers:
+        info("rewind: no calls were made; nothing recorded")
