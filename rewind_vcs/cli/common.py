@@ -41,15 +41,35 @@ def open_repo(create: bool = False) -> Repo:
     """The repository of the current directory (``REWIND_DIR`` overrides the search)."""
     from rewind_vcs.store.repo import Repo
 
+    from rewind_vcs.errors import NotARepositoryError
+
     override = os.environ.get("REWIND_DIR")
     if override:
-        return Repo.open(override)
-    if create:
+        repo = Repo.open(override)
+    else:
         try:
-            return Repo.find(".")
-        except Exception:  # noqa: BLE001 - any failure to find means: create one here
-            return Repo.init(".")
-    return Repo.find(".")
+            repo = Repo.find(".")
+        except NotARepositoryError:
+            if not create:
+                raise
+            repo = Repo.init(".")
+    _recover(repo)
+    return repo
+
+
+def _recover(repo: Repo) -> None:
+    """Commit journals left by a recorder that died (kill -9, power loss): nothing recorded is lost."""
+    jdir = repo.path / "journal"
+    try:
+        if not any(jdir.glob("*.jnl")):
+            return
+    except OSError:
+        return
+    from rewind_vcs.proxy.recorder import recover_journals
+
+    for r in recover_journals(repo):
+        info(f"rewind: recovered {r.steps} steps of interrupted session {r.session_id}/{r.timeline} "
+             "from its journal (marked incomplete)")
 
 
 def print_json(data: Any) -> None:

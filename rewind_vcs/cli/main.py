@@ -37,7 +37,7 @@ def _register_optional() -> None:
     """Command groups that arrive with later modules (record/replay, timelines, sharing)."""
     import importlib
 
-    for name in ("record", "analysis", "sharing"):
+    for name in ("record", "demo", "analysis", "sharing"):
         try:
             module = importlib.import_module(f"rewind_vcs.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     from rewind_vcs.errors import RewindError
 
+    argv = _split_trailing(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=argv)  # click's standalone mode handles usage errors and --help itself
     except RewindError as exc:
@@ -68,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _fail(_describe_unexpected(exc), 1)
     return 0
+
+
+def _split_trailing(argv: list[str]) -> list[str]:
+    """``rewind record|replay ... -- CMD ARGS``: keep CMD ARGS untouched, away from click."""
+    if "--" in argv and any(a in ("record", "replay") for a in argv[: argv.index("--")]):
+        from rewind_vcs.cli import record
+
+        i = argv.index("--")
+        record.trailing = argv[i + 1 :]
+        return argv[:i]
+    return argv
 
 
 def _describe_unexpected(exc: Exception) -> str:

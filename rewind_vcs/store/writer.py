@@ -324,7 +324,7 @@ class SessionWriter:
         git = self.repo.git
         tb = git.TreeBuilder()
         for name, data in files.items():
-            tb.insert(name, git.create_blob(data), BLOB)
+            tb.insert(name, git.create_blob(bytes(data)), BLOB)
         return tb.write()
 
     def _commit(self, msg: str, sig, tree) -> str:
