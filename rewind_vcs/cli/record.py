@@ -17,7 +17,7 @@ trailing: list[str] | None = None
 
 def register(app: typer.Typer) -> None:
     app.command("record", context_settings=PASSTHROUGH)(record)
-    app.command("replay", context_settings=PASSTHROUGH)(replay)
+    app.command("replay")(replay)
     app.command("proxy")(proxy)
 
 
