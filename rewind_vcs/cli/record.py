@@ -36,8 +36,12 @@ def settings_from(upstream: list[str] | None, record_host: list[str] | None):
         if not sep or not url:
             raise ConfigError(f"bad --upstream '{item}'", hint="write PROVIDER=URL, e.g. openai=http://127.0.0.1:8000")
         ups[provider.strip().lower()] = url.strip()
+    hosts: dict[str, str | None] = {}
+    for item in record_host or []:
+        host, _, url = item.partition("=")
+        hosts[host.strip()] = url.strip() or None
     timeout = float(os.environ.get("REWIND_UPSTREAM_TIMEOUT", "600"))
-    return ProxySettings(upstreams=ups, record_hosts=list(record_host or []),
+    return ProxySettings(upstreams=ups, record_hosts=hosts,
                          upstream_ca=os.environ.get("REWIND_UPSTREAM_CA") or None, timeout=timeout)
 
 
@@ -49,7 +53,7 @@ def record(
     command: list[str] = typer.Argument(None, help="The command to run (the -- before it is optional)."),
     name: str = typer.Option(None, "--name", help="Name the session (rewind log, refs by name)."),
     upstream: list[str] = typer.Option(None, "--upstream", help="PROVIDER=URL: send that provider elsewhere."),
-    record_host: list[str] = typer.Option(None, "--record-host", help="Also intercept and record this host."),
+    record_host: list[str] = typer.Option(None, "--record-host", help="HOST or HOST=URL: also intercept and record this host (URL: send it there)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stderr's behalf to stdout."),
 ) -> None:
     """Run a command and record every LLM call it makes as a new session."""

@@ -50,7 +50,7 @@ class ProxySettings:
     """Where requests go: provider upstream overrides, extra hosts to record, the upstream CA."""
 
     upstreams: dict[str, str] = field(default_factory=dict)
-    record_hosts: list[str] = field(default_factory=list)
+    record_hosts: dict[str, str | None] = field(default_factory=dict)  # host -> upstream override
     upstream_ca: str | None = None
     timeout: float = 600.0
 
@@ -236,7 +236,8 @@ def record_run(
     """Record ``command``: every LLM call it makes becomes a step of a new session."""
     settings = settings or ProxySettings()
     routes = settings.routes(env)
-    info = SessionInfo(name=name, command=list(command), cwd=cwd, code_version=code_version(cwd))
+    info = SessionInfo(name=name, command=list(command), cwd=cwd, code_version=code_version(cwd),
+                       extra={"record_hosts": sorted(settings.record_hosts)} if settings.record_hosts else {})
     writer = SessionWriter.create(repo, info)
     recorder = Recorder(repo, info, writer=writer, on_error=on_error)
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, on_error)
@@ -338,6 +339,9 @@ def replay_run(
         raise ConfigError(f"the recorded working directory {run_cwd} does not exist here",
                           hint="pass the command after -- and run it from the right directory")
 
+    # Replay intercepts the hosts the recording intercepted (--record-host), with no upstream needed.
+    for host in info.extra.get("record_hosts", []):
+        settings.record_hosts.setdefault(host, None)
     routes = settings.routes(env)
     recorder: Recorder | None = None
     live_handler: RecordingHandler | None = None
