@@ -37,7 +37,7 @@ def _register_optional() -> None:
     """Command groups that arrive with later modules (record/replay, timelines, sharing)."""
     import importlib
 
-    for name in ("record", "demo", "analysis", "sharing"):
+    for name in ("record", "demo", "analysis", "remote", "transfer", "share"):
         try:
             module = importlib.import_module(f"rewind_vcs.cli.{name}")
         except ModuleNotFoundError as exc:
