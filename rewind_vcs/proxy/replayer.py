@@ -228,7 +228,9 @@ async def _chunks(resp: Response, factor: float, t0: float, cut: bool) -> AsyncI
 def _miss_response(miss: Miss, hint: str | None) -> ProxyResponse:
     provider = provider_named(hint or miss.provider)
     resp = provider.error_response(400, miss.message(), code="rewind_replay_miss")
-    headers = [*resp.headers, ("x-should-retry", "false")]
+    headers = list(resp.headers)
+    if not any(k.lower() == "x-should-retry" for k, _ in headers):
+        headers.append(("x-should-retry", "false"))
     return ProxyResponse(resp.status or 400, resp.reason or "Bad Request", client_headers(headers),
                          _one(resp.body))
 
