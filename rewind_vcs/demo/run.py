@@ -25,8 +25,17 @@ if TYPE_CHECKING:
 AGENT = Path(__file__).resolve().parent / "research_agent.py"
 QUERY = {"query": "How many electric cars were sold worldwide in 2024?"}
 #: Variables that would send the demo somewhere else than its fake provider.
-_STRIPPED = ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "RESEARCH_AGENT_STALE",
-             "SEARCH_URL", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")
+_STRIPPED = (
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "GOOGLE_GEMINI_BASE_URL",
+    "RESEARCH_AGENT_STALE",
+    "SEARCH_URL",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "https_proxy",
+    "http_proxy",
+)
 
 
 @dataclass
@@ -41,17 +50,41 @@ def demo_command(python: str, *, stale: bool) -> list[str]:
     return cmd + ["--stale"] if stale else cmd
 
 
-def run_demo(repo: Repo, *, python: str, env: Mapping[str, str], out: IO[bytes] | None = None,
-             chunk_delay: float = 0.005) -> DemoResult:
+def run_demo(
+    repo: Repo,
+    *,
+    python: str,
+    env: Mapping[str, str],
+    out: IO[bytes] | None = None,
+    chunk_delay: float = 0.005,
+) -> DemoResult:
     """Record a good and a stale run of the sample agent, then replay the stale one offline."""
-    clean = {k: v for k, v in env.items() if k not in _STRIPPED and not k.startswith("REWIND_UPSTREAM")}
+    clean = {
+        k: v for k, v in env.items() if k not in _STRIPPED and not k.startswith("REWIND_UPSTREAM")
+    }
     cwd = str(repo.workdir)
     with FakeLLM(chunk_delay=chunk_delay) as fake:
-        settings = ProxySettings(upstreams={"openai": fake.url, "anthropic": fake.url, "gemini": fake.url})
-        good = record_run(repo, demo_command(python, stale=False), env=clean, cwd=cwd,
-                          name="research-good", settings=settings, out=out)
-        bad = record_run(repo, demo_command(python, stale=True), env=clean, cwd=cwd,
-                         name="research-stale", settings=settings, out=out)
+        settings = ProxySettings(
+            upstreams={"openai": fake.url, "anthropic": fake.url, "gemini": fake.url}
+        )
+        good = record_run(
+            repo,
+            demo_command(python, stale=False),
+            env=clean,
+            cwd=cwd,
+            name="research-good",
+            settings=settings,
+            out=out,
+        )
+        bad = record_run(
+            repo,
+            demo_command(python, stale=True),
+            env=clean,
+            cwd=cwd,
+            name="research-stale",
+            settings=settings,
+            out=out,
+        )
     _tag(repo, "good", good.session_id)
     _tag(repo, "bad", bad.session_id)
     replay = replay_run(repo, repo.resolve(bad.session_id), env=clean, out=None)

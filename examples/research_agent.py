@@ -1,0 +1,1 @@
+../rewind_vcs/demo/research_agent.py

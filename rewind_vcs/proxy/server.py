@@ -1,0 +1,694 @@
+"""The proxy server: asyncio + h11, base-URL mode and forward-proxy mode on one loopback port.
+
+Per client connection, one task reads requests with h11 and answers them:
+
+- origin-form ``/openai/...``, ``/anthropic/...``, ``/gemini/...`` (base-URL
+  mode): routed to that provider's upstream, the prefix removed;
+- absolute-form ``POST http://host/path`` (``HTTP_PROXY``): through the handler
+  when ``host`` is intercepted, else passed through unrecorded;
+- ``CONNECT host:port`` (``HTTPS_PROXY``): for an intercepted host, TLS is
+  terminated with a leaf minted by the CA and the requests inside go through
+  the handler as ``https``; any other host is tunnelled blind.
+
+The server owns framing only: request bodies are read whole (they are JSON),
+response bodies are relayed one client write per chunk the handler yields,
+and keep-alive works on both sides. It never prints: problems go to the
+optional ``on_error`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import h11
+
+from rewind_vcs.errors import ConfigError
+from rewind_vcs.proxy.channel import ByteChannel
+from rewind_vcs.proxy.handler import (
+    CloseConnection,
+    ForwardHandler,
+    Handler,
+    ProxyRequest,
+    ProxyResponse,
+    client_headers,
+    error_body,
+    error_response,
+)
+from rewind_vcs.proxy.headers import REWIND_PREFIX, Headers
+from rewind_vcs.proxy.routes import Route, Routes
+from rewind_vcs.proxy.tls import CertificateAuthority
+from rewind_vcs.proxy.upstream import UpstreamPool
+
+T = TypeVar("T")
+
+_MAX_HEAD = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SELF_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _ClientGone(Exception):
+    """The client closed or reset its connection."""
+
+
+def check_loopback(host: str) -> None:
+    """Refuse to listen anywhere but loopback: the proxy has no authentication."""
+    if host == "localhost":
+        return
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(
+            f"the proxy must listen on a loopback address, not {host!r}",
+            hint="use 127.0.0.1 or ::1",
+        ) from None
+    if not address.is_loopback:
+        raise ConfigError(
+            f"the proxy must listen on a loopback address, not {host}",
+            hint="it has no authentication; use 127.0.0.1 or ::1",
+        )
+
+
+def _parse_authority(target: str) -> tuple[str, int]:
+    """``host:port`` of a CONNECT request (``[v6]:port`` too)."""
+    parts = urlsplit("//" + target)
+    if not parts.hostname or parts.path or parts.query:
+        raise ValueError(f"bad CONNECT target {target!r}")
+    port = parts.port  # raises ValueError when out of range
+    if port is None:
+        raise ValueError(f"CONNECT target {target!r} has no port")
+    return parts.hostname.lower(), port
+
+
+async def _close_iterator(body: Any) -> None:
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _ClientConnection(ByteChannel):
+    """One accepted client connection and the task that serves it."""
+
+    def __init__(self, server: ProxyServer) -> None:
+        super().__init__()
+        self.server = server
+        self.task: asyncio.Task[None] | None = None
+        self.busy = False  # between a request head and the end of its response (or tunnelling)
+        self.cancel_armed = False  # the task awaits the handler: cancel it if the client goes
+        self.gone_cancelled = False
+        self.on_gone = self._client_gone
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.server._closing:
+            transport.close()
+            return
+        self.server._connections.add(self)
+        self.task = asyncio.get_running_loop().create_task(self.server._serve_connection(self))
+
+    @property
+    def gone(self) -> bool:
+        return self.lost or self._eof
+
+    def _client_gone(self) -> None:
+        task = self.task
+        if self.cancel_armed and task is not None and not task.done():
+            self.gone_cancelled = True
+            task.cancel()
+
+
+class ProxyServer:
+    """The recording/replaying proxy on one loopback port.
+
+    ``handler`` answers routed requests (a :class:`ForwardHandler` to record,
+    the replayer to replay). ``intercept_hosts`` are the hosts whose CONNECT
+    tunnels are TLS-terminated and whose absolute-form requests go through the
+    handler; None means ``routes.intercept_hosts()`` when a CA is given, else
+    none. ``passthrough`` answers absolute-form requests for other hosts
+    (default: forwarded unrecorded). If ``handler`` (or ``passthrough``) has an
+    async ``aclose()``, the server calls it when it stops.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        routes: Routes,
+        ca: CertificateAuthority | None = None,
+        intercept_hosts: Iterable[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        on_error: Callable[[str], None] | None = None,
+        passthrough: Handler | None = None,
+        grace: float = 2.0,
+        connect_timeout: float = 10.0,
+        max_request_body: int = 1024 * 1024 * 1024,
+        use_uvloop: bool = True,
+    ) -> None:
+        check_loopback(host)
+        if intercept_hosts is None:
+            hosts = routes.intercept_hosts() if ca is not None else set()
+        else:
+            hosts = {h.strip().lower() for h in intercept_hosts if h.strip()}
+            if hosts and ca is None:
+                raise ConfigError(
+                    "intercepting HTTPS hosts needs a CA",
+                    hint="run `rewind init` to create one, or intercept no hosts",
+                )
+        self.handler = handler
+        self.routes = routes
+        self.ca = ca
+        self.intercept_hosts: set[str] = hosts
+        self.host = host
+        self.port = port
+        self.on_error = on_error
+        self.passthrough: Handler = passthrough or ForwardHandler(
+            UpstreamPool(connect_timeout=connect_timeout), None, identity_encoding=False
+        )
+        self.grace = grace
+        self.connect_timeout = connect_timeout
+        self.max_request_body = max_request_body
+        self.use_uvloop = use_uvloop
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[_ClientConnection] = set()
+        self._closing = False
+        self._closed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> int:
+        """Listen; returns the bound port."""
+        if self._server is not None:
+            return self.port
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._closed = asyncio.Event()
+        self._server = await loop.create_server(
+            lambda: _ClientConnection(self), self.host, self.port, backlog=512
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def serve(self) -> None:
+        """Listen and serve until :meth:`aclose`."""
+        await self.start()
+        assert self._closed is not None
+        await self._closed.wait()
+
+    async def aclose(self) -> None:
+        """Stop listening, close idle connections, give in-flight ones ``grace`` seconds, then cut them."""
+        if self._closing:
+            if self._closed is not None:
+                await self._closed.wait()
+            return
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            if not conn.busy:
+                conn.close()
+        await self._wait_connections(self.grace)
+        for conn in list(self._connections):
+            conn.abort()  # a client still streaming: it sees its connection drop
+        await self._wait_connections(1.0)
+        leftover = [c.task for c in self._connections if c.task is not None and not c.task.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            await asyncio.wait(leftover, timeout=1.0)
+        for handler in (self.handler, self.passthrough):
+            aclose = getattr(handler, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception as e:
+                    self._report(f"closing a handler failed: {type(e).__name__}: {e}")
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self._closed is not None:
+            self._closed.set()
+
+    async def _wait_connections(self, timeout: float) -> None:
+        tasks = [c.task for c in self._connections if c.task is not None and not c.task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    def start_in_thread(self) -> int:
+        """Serve on a new event loop in a daemon thread; returns the bound port."""
+        if self._thread is not None:
+            return self.port
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = self._new_loop()
+            asyncio.set_event_loop(loop)
+            loop.set_exception_handler(self._loop_exception)
+            try:
+                try:
+                    loop.run_until_complete(self.start())
+                except BaseException as e:
+                    failure.append(e)
+                    return
+                finally:
+                    ready.set()
+                loop.run_until_complete(self.serve())
+            finally:
+                try:
+                    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                    for task in pending:
+                        task.cancel()
+                    if pending:
+                        loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                finally:
+                    loop.close()
+
+        self._thread = threading.Thread(target=run, name="rewind-proxy", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            error = failure[0]
+            if isinstance(error, OSError):
+                raise ConfigError(f"cannot listen on {self.host}:{self.port}: {error}") from error
+            raise error
+        return self.port
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop a server started with :meth:`start_in_thread` (from another thread)."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        if thread.is_alive() and not loop.is_closed():
+            future = asyncio.run_coroutine_threadsafe(self.aclose(), loop)
+            try:
+                future.result(timeout)
+            except Exception as e:
+                self._report(f"stopping the proxy failed: {type(e).__name__}: {e}")
+        thread.join(timeout)
+        self._thread = None
+
+    def _new_loop(self) -> asyncio.AbstractEventLoop:
+        if self.use_uvloop:
+            try:
+                import uvloop
+            except ImportError:
+                pass
+            else:
+                return uvloop.new_event_loop()
+        return asyncio.new_event_loop()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        message = context.get("message", "")
+        self._report(f"{message}: {type(exc).__name__}: {exc}" if exc else message)
+
+    def _report(self, message: str) -> None:
+        if self.on_error is not None:
+            try:
+                self.on_error(message)
+            except Exception:
+                pass
+
+    # one client connection ----------------------------------------------------------
+
+    async def _serve_connection(self, ch: _ClientConnection) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
+        tunnel: tuple[str, int] | None = None  # (host, port) inside an intercepted CONNECT
+        try:
+            while True:
+                ch.busy = False
+                try:
+                    event = await self._next_event(ch, conn)
+                except h11.RemoteProtocolError as e:
+                    self._refuse(ch, conn, e.error_status_hint, f"malformed request: {e}")
+                    return
+                if not isinstance(event, h11.Request):
+                    ch.close()  # ConnectionClosed, or bytes after the peer half-closed
+                    return
+                ch.busy = True
+                t0 = time.perf_counter()
+                started_at = time.time()
+                method = event.method.decode("ascii")
+                target = event.target.decode("latin-1")
+                if method == "CONNECT":
+                    if tunnel is not None:
+                        self._refuse(ch, conn, 400, "CONNECT inside a CONNECT tunnel")
+                        return
+                    tunnel = await self._connect(ch, conn, target)
+                    if tunnel is None:
+                        return
+                    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
+                    continue
+                keep_alive = await self._request(
+                    ch, conn, event, method, target, tunnel, t0, started_at
+                )
+                if not keep_alive or ch.gone:
+                    ch.close()
+                    return
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
+                else:
+                    ch.close()
+                    return
+        except (_ClientGone, ConnectionError):
+            ch.close()
+        except asyncio.CancelledError:
+            ch.abort()
+            raise
+        except Exception as e:
+            self._report(f"proxy connection failed: {type(e).__name__}: {e}")
+            ch.abort()
+        finally:
+            self._connections.discard(ch)
+
+    async def _next_event(self, ch: ByteChannel, conn: h11.Connection) -> Any:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await ch.read())
+                continue
+            return event
+
+    async def _read_body(self, ch: ByteChannel, conn: h11.Connection) -> bytes:
+        if conn.they_are_waiting_for_100_continue:
+            ch.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = await self._next_event(ch, conn)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > self.max_request_body:
+                    raise _BodyTooLarge
+                parts.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+            else:
+                raise _ClientGone
+
+    def _refuse(self, ch: ByteChannel, conn: h11.Connection, status: int, message: str) -> None:
+        """Answer an error the client caused, then close the connection."""
+        self._report(message)
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            body = error_body(message, "bad_request" if status < 500 else "proxy_error")
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ]
+            try:
+                ch.write(conn.send(h11.Response(status_code=status, headers=headers)))
+                ch.write(conn.send(h11.Data(data=body)))
+                ch.write(conn.send(h11.EndOfMessage()))
+            except h11.LocalProtocolError:
+                pass
+        ch.close()
+
+    # CONNECT ------------------------------------------------------------------------
+
+    async def _connect(
+        self, ch: _ClientConnection, conn: h11.Connection, target: str
+    ) -> tuple[str, int] | None:
+        """Answer a CONNECT: intercept (returns the tunnel's host and port) or tunnel blind (None)."""
+        try:
+            host, port = _parse_authority(target)
+        except ValueError as e:
+            self._refuse(ch, conn, 400, str(e))
+            return None
+        try:
+            await self._read_body(ch, conn)
+        except _BodyTooLarge:
+            self._refuse(ch, conn, 413, "CONNECT with a body")
+            return None
+        if host not in self.intercept_hosts:
+            await self._tunnel_blind(ch, conn, host, port)
+            return None
+        assert self.ca is not None
+        ch.write(
+            conn.send(h11.Response(status_code=200, headers=[], reason=b"Connection established"))
+        )
+        trailing, closed = conn.trailing_data
+        if trailing or closed or ch.buffered:
+            # TLS bytes sent before our 200 arrived: no client does this; asyncio
+            # cannot hand them to the TLS layer, so refuse rather than garble.
+            self._report(f"CONNECT {target}: the client sent data before the tunnel was open")
+            ch.close()
+            return None
+        loop = asyncio.get_running_loop()
+        try:
+            context = self.ca.leaf_context(host)
+            assert ch.transport is not None
+            ch.transport = await loop.start_tls(
+                ch.transport,
+                ch,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.connect_timeout,
+            )
+        except (OSError, TimeoutError, ConnectionError) as e:
+            self._report(
+                f"TLS handshake with a client for {host} failed ({type(e).__name__}: {e}); "
+                "does the client trust rewind's CA (SSL_CERT_FILE / NODE_EXTRA_CA_CERTS)?"
+            )
+            ch.abort()
+            return None
+        return host, port
+
+    async def _tunnel_blind(
+        self, ch: _ClientConnection, conn: h11.Connection, host: str, port: int
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _transport, upstream = await loop.create_connection(ByteChannel, host, port)
+        except (OSError, TimeoutError) as e:
+            self._refuse(ch, conn, 502, f"cannot connect to {host}:{port}: {e}")
+            return
+        try:
+            ch.write(
+                conn.send(
+                    h11.Response(status_code=200, headers=[], reason=b"Connection established")
+                )
+            )
+            trailing, _closed = conn.trailing_data
+            upstream.write(trailing)
+            await asyncio.gather(_pump(ch, upstream), _pump(upstream, ch))
+        finally:
+            upstream.close()
+            ch.close()
+
+    # one request --------------------------------------------------------------------
+
+    async def _request(
+        self,
+        ch: _ClientConnection,
+        conn: h11.Connection,
+        event: h11.Request,
+        method: str,
+        target: str,
+        tunnel: tuple[str, int] | None,
+        t0: float,
+        started_at: float,
+    ) -> bool:
+        """Read, route and answer one request; True if the connection may be kept."""
+        try:
+            body = await self._read_body(ch, conn)
+        except _BodyTooLarge:
+            self._refuse(ch, conn, 413, f"request body over {self.max_request_body} bytes")
+            return False
+        except h11.RemoteProtocolError as e:
+            self._refuse(ch, conn, e.error_status_hint, f"malformed request body: {e}")
+            return False
+        raw_headers: Headers = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()
+        ]
+        handler: Handler = self.handler
+        route: Route | None
+        if tunnel is not None:
+            route = self.routes.for_host("https", tunnel[0], tunnel[1], target)
+            scheme = "https"
+        elif target[:8].lower().startswith(("http://", "https://")):
+            parts = urlsplit(target)
+            scheme = parts.scheme.lower()
+            try:
+                port = parts.port or _DEFAULT_PORTS[scheme]
+            except ValueError:
+                port = 0
+            if not parts.hostname or not port:
+                self._refuse(ch, conn, 400, f"bad request target {target!r}")
+                return False
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            if port == self.port and parts.hostname.lower() in _SELF_NAMES:
+                # a client that proxies even loopback (NO_PROXY ignored): base-URL mode
+                route = self.routes.for_prefix(path)
+            else:
+                route = self.routes.for_host(scheme, parts.hostname, port, path)
+                if parts.hostname.lower() not in self.intercept_hosts:
+                    handler = self.passthrough
+        else:
+            scheme = "http"
+            route = self.routes.for_prefix(target)
+        if route is None:
+            response = error_response(
+                404,
+                f"rewind proxy: no provider prefix in {target!r}; "
+                "use /openai/..., /anthropic/... or /gemini/...",
+                "unknown_route",
+                "Not Found",
+            )
+            return await self._send_response(ch, conn, response)
+
+        headers: Headers = []
+        span = session_tag = None
+        for name, value in raw_headers:
+            lower = name.lower()
+            if lower.startswith(REWIND_PREFIX):
+                if lower == "x-rewind-span":
+                    span = value
+                elif lower == "x-rewind-session":
+                    session_tag = value
+                continue
+            headers.append((name, value))
+        request = ProxyRequest(
+            method=method,
+            scheme=scheme,
+            host=route.host,
+            path=route.path,
+            headers=headers,
+            body=body,
+            provider_hint=route.provider,
+            upstream=route.upstream,
+            span=span,
+            session_tag=session_tag,
+            started_at=started_at,
+            t0=t0,
+        )
+        try:
+            response = await self._while_client_present(
+                ch, functools.partial(handler.handle, request)
+            )
+        except CloseConnection:
+            ch.close()
+            return False
+        except Exception as e:
+            self._report(f"the handler failed on {method} {route.path}: {type(e).__name__}: {e}")
+            response = error_response(502, f"rewind proxy: {e}", "proxy_error", "Bad Gateway")
+        return await self._send_response(ch, conn, response)
+
+    async def _while_client_present(
+        self, ch: _ClientConnection, start: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Await ``start()``, cancelling it if the client goes away meanwhile (-> _ClientGone)."""
+        if ch.gone:
+            raise _ClientGone
+        ch.cancel_armed = True
+        try:
+            return await start()
+        except asyncio.CancelledError:
+            if ch.gone_cancelled:
+                ch.gone_cancelled = False
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                raise _ClientGone from None
+            raise
+        finally:
+            ch.cancel_armed = False
+            if ch.gone_cancelled:  # the awaitable swallowed the cancellation
+                ch.gone_cancelled = False
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    task.uncancel()
+
+    async def _send_response(
+        self, ch: _ClientConnection, conn: h11.Connection, response: ProxyResponse
+    ) -> bool:
+        """Relay a response, one client write per chunk; True if it was delivered whole."""
+        delivered = False
+        body = response.body
+        try:
+            headers = [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in client_headers(response.headers)
+            ]
+            ch.write(
+                conn.send(
+                    h11.Response(
+                        status_code=response.status,
+                        headers=headers,
+                        reason=response.reason.encode("latin-1"),
+                    )
+                )
+            )
+            next_chunk = body.__anext__
+            while True:
+                try:
+                    data = await self._while_client_present(ch, next_chunk)
+                except StopAsyncIteration:
+                    break
+                if data:
+                    ch.write(conn.send(h11.Data(data=data)))
+                    await ch.drain()
+            ch.write(conn.send(h11.EndOfMessage()))
+            delivered = not ch.lost
+        except (_ClientGone, ConnectionError):
+            pass
+        except CloseConnection:
+            ch.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._report(f"relaying a response failed: {type(e).__name__}: {e}")
+            ch.close()
+        finally:
+            try:
+                await _close_iterator(body)
+            except Exception as e:
+                self._report(f"closing a response body failed: {type(e).__name__}: {e}")
+            if response.on_sent is not None:
+                try:
+                    response.on_sent(delivered)
+                except Exception as e:
+                    self._report(f"on_sent failed: {type(e).__name__}: {e}")
+        return delivered
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _pump(source: ByteChannel, sink: ByteChannel) -> None:
+    """Copy bytes one way until EOF, then half-close the other side."""
+    try:
+        while True:
+            data = await source.read()
+            if not data:
+                break
+            sink.write(data)
+            await sink.drain()
+    except ConnectionError:
+        source.abort()
+        sink.abort()
+        return
+    transport = sink.transport
+    if transport is not None and not transport.is_closing():
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
