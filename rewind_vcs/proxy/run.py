@@ -138,12 +138,7 @@ def start_proxy(repo: Repo, handler: Any, routes: Routes, *, port: int = 0,
     ca = CertificateAuthority.load_or_create(repo.path / "ca")
     bundle = ca.write_bundle(repo.path / "ca" / "bundle.pem")
     server = ProxyServer(handler, routes, ca, port=port, on_error=on_error)
-    try:
-        bound = server.start_in_thread()
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
-                          hint="choose another --port") from None
-    return RunningProxy(server, bound, bundle)
+    return RunningProxy(server, server.start_in_thread(), bundle)  # a busy port is a ConfigError
 
 
 # -- the child --------------------------------------------------------------------------------
