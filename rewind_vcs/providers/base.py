@@ -31,6 +31,7 @@ from rewind_vcs.store.records import (
     Response,
     StepKind,
     StepStatus,
+    TransportError,
     Usage,
 )
 
@@ -425,7 +426,15 @@ def first_token_ms(response: Response, is_token: Callable[[SSEEvent], bool]) -> 
 
 
 def finish_status(n: Normalised, response: Response) -> None:
-    """Set ``status`` (and a message) from the transport error, HTTP status and parsed error."""
+    """Set ``status`` (and a message) from the transport error, HTTP status and parsed error.
+
+    A client that hangs up right after the model's last event (an agent that
+    stops reading at ``message_stop``, before the chunked terminator arrives)
+    got the whole answer: that exchange is ``ok``, not an error.
+    """
+    finished = n.finish_reason is not None and 0 < response.status < 400 and not n.error_message
+    if response.error is TransportError.CLIENT_DISCONNECTED and finished:
+        return
     if response.error is not None:
         n.status = StepStatus.ERROR
         detail = f": {response.error_detail}" if response.error_detail else ""

@@ -200,7 +200,9 @@ class ReplayHandler:
             return error_response(502, f"rewind proxy: {resp.error_detail}", "bad_response", "Bad Gateway")
         if factor and resp.chunks:
             await asyncio.sleep(max(0.0, resp.chunks[0][0] * factor - (asyncio.get_running_loop().time() - t0)))
-        cut = resp.error is not None  # the recording ended early: end the replay the same way
+        # An upstream that broke mid-body is replayed as the same cut; a client that
+        # hung up is not (the replayed client hangs up itself, or reads a whole body).
+        cut = resp.error is not None and resp.error is not TransportError.CLIENT_DISCONNECTED
         return ProxyResponse(resp.status, resp.reason, client_headers(resp.headers),
                              _chunks(resp, factor, t0, cut))
 

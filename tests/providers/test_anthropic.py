@@ -8,7 +8,7 @@ import anthropic
 import pytest
 
 from rewind_vcs.providers.anthropic import AnthropicProvider
-from rewind_vcs.store.records import Request, StepStatus
+from rewind_vcs.store.records import Request, StepStatus, TransportError
 from tests.providers.builders import exchange, request, response, sse_body
 from tests.providers.wire_server import WireServer
 
@@ -297,3 +297,14 @@ def test_match_key_changes_with_semantics(sent) -> None:
     assert P.match_key(sent(messages=_renamed("15 degrees", "16 degrees"))) != base
     assert P.match_key(sent(model="claude-opus-4-5")) != base
     assert P.match_key(sent(tools=[])) != base
+
+
+def test_a_client_that_hangs_up_after_the_last_event_got_a_whole_answer() -> None:
+    """An agent that stops reading at message_stop (before the chunked terminator) is not an error."""
+    whole = P.normalise(exchange(_post({**REQUEST, "stream": True}), response(
+        STREAM, stream=True, error=TransportError.CLIENT_DISCONNECTED, error_detail="client left")))
+    assert whole.status is StepStatus.OK and whole.error_message is None
+    cut = STREAM[: STREAM.index(b"event: message_delta")]
+    partial = P.normalise(exchange(_post({**REQUEST, "stream": True}), response(
+        cut, stream=True, error=TransportError.CLIENT_DISCONNECTED, error_detail="client left")))
+    assert partial.status is StepStatus.ERROR and "client_disconnected" in partial.error_message
