@@ -148,3 +148,25 @@ def test_node_openai_client(workdir, fake, node_openai):
     rep = run_rewind(["replay", "node"], workdir, offline_env())
     assert rep.returncode == 0, rep.stderr
     assert rep.stdout == rec.stdout
+
+
+def test_latency_recorded_replays_at_the_recorded_pace(workdir, fake):
+    import time
+
+    fake.chunk_delay = 0.05
+    rec = run_rewind(["record", "--name", "slow", "--", sys.executable, agent("sdk_agent.py"), "anthropic"],
+                     workdir, upstream_env(fake))
+    assert rec.returncode == 0, rec.stderr
+    recorded = sum(s.info.latency_ms for s in Repo.open(workdir).timeline("slow").steps) / 1000
+    assert recorded > 0.5
+    t0 = time.perf_counter()
+    fast = run_rewind(["replay", "slow"], workdir, offline_env())
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    paced = run_rewind(["replay", "slow", "--latency", "recorded"], workdir, offline_env())
+    t_paced = time.perf_counter() - t0
+    assert fast.returncode == 0 and paced.returncode == 0, paced.stderr
+    assert paced.stdout == fast.stdout == rec.stdout
+    assert t_paced - t_fast >= 0.8 * recorded  # the recorded inter-chunk timing was kept
+    bad = run_rewind(["replay", "slow", "--latency", "warp"], workdir, offline_env())
+    assert bad.returncode != 0 and "bad --latency 'warp'" in bad.stderr and "Traceback" not in bad.stderr
