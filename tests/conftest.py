@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +61,38 @@ def rewind(tmp_path):
         return proc
 
     return run
+
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+
+
+@pytest.fixture(scope="session")
+def node_openai() -> Path:
+    """The official openai npm package, installed by the tests themselves (``npm ci`` in tests/node).
+
+    Several xdist workers may ask at once: an ``flock`` makes one install and the others wait.
+    """
+    import fcntl
+    import shutil
+
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if (not node or not npm) and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "install", "-y", "-q", "nodejs", "npm"], ["apt-get", "update", "-q"],
+                    ["apt-get", "install", "-y", "-q", "nodejs", "npm"]):
+            if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode == 0 and "install" in cmd:
+                break
+        node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        if os.environ.get("CI"):
+            pytest.fail("node and npm are needed for the Node client tests (apt-get install nodejs npm)")
+        pytest.skip("node/npm are not installed on this machine")
+    modules = NODE_DIR / "node_modules"
+    with open(NODE_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (modules / "openai" / "package.json").exists():
+            proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
+                                  text=True, timeout=600)
+            if proc.returncode != 0:
+                pytest.fail(f"npm ci failed in {NODE_DIR}: {proc.stderr[-2000:]}")
+    return modules

@@ -51,27 +51,11 @@ def test_python_sdk_example_runs_its_tool_loop(fake, script, path, answer):
     assert [r.path for r in fake.requests] == [path, path]
 
 
-#: Where an installed ``openai`` npm package may be found (tests/node is filled by the e2e set-up).
-NODE_MODULES = [
-    EXAMPLES / "node_modules",
-    EXAMPLES.parent / "node_modules",
-    EXAMPLES.parent / "tests" / "node" / "node_modules",
-]
-
-
-def test_node_example_streams_its_tool_loop(fake, tmp_path):
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    installed = [d for d in NODE_MODULES if (d / "openai" / "package.json").exists()]
-    if not installed:
-        pytest.skip(
-            "the openai npm package is not installed (looked in examples/, the repository root "
-            "and tests/node/; `npm ci` in tests/node installs it)"
-        )
+def test_node_example_streams_its_tool_loop(fake, tmp_path, node_openai):
     # Run a copy beside a link to the install: an ES module resolves packages from its own folder.
     script = tmp_path / "node_agent.mjs"
     shutil.copyfile(EXAMPLES / "node_agent.mjs", script)
-    (tmp_path / "node_modules").symlink_to(installed[0], target_is_directory=True)
+    (tmp_path / "node_modules").symlink_to(node_openai, target_is_directory=True)
     fake.chunk_delay = 0.001
     result = subprocess.run(
         ["node", str(script)],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,6 @@ from rewind_vcs.store.repo import Repo
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = Path(__file__).resolve().parent / "agents"
-NODE_DIR = ROOT / "tests" / "node"
 
 
 @pytest.fixture
@@ -53,17 +51,3 @@ def run_rewind(args: list[str], cwd: Path, env: dict[str, str], timeout: float =
 
 def agent(name: str) -> str:
     return str(AGENTS / name)
-
-
-@pytest.fixture(scope="session")
-def node_openai() -> Path:
-    """The official openai npm package, installed by the tests themselves (npm ci)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node/npm are not installed on this machine")
-    if not (NODE_DIR / "node_modules" / "openai" / "package.json").exists():
-        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
-                              text=True, timeout=600)
-        if proc.returncode != 0:
-            pytest.fail(f"npm ci failed in {NODE_DIR}: {proc.stderr[-2000:]}")
-    return NODE_DIR / "node_modules"
