@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from rewind_vcs.demo.run import run_demo
 from rewind_vcs.errors import FormatError, RefError, RewindError
-from rewind_vcs.store import rwfile
+from rewind_vcs.store import packfile, rwfile
 from rewind_vcs.store.records import EndInfo
 from rewind_vcs.store.repo import Repo
 from rewind_vcs.store.writer import SessionWriter
@@ -404,7 +404,7 @@ def _one_commit_file(tmp_path, files: dict[str, bytes], message: str) -> bytes:
     sid = oid[:12]
     refs = {f"refs/sessions/{sid}/main": oid}
     pack = rwfile.build_pack(src, refs, tmp_path).read_bytes()
-    n = len(rwfile.parse_pack(pack).entries)
+    n = len(packfile.parse_pack(pack).entries)
     return craft(pack, {"format": 1, "rewind_version": "0", "created_at": 0, "refs": refs,
                         "sessions": [{"id": sid, "name": None, "timelines": ["main"], "steps": 0}],
                         "counts": {"sessions": 1, "timelines": 1, "steps": 0, "refs": 1, "objects": n}})
@@ -434,22 +434,22 @@ def test_pack_reader_and_index_writer_match_git(demo_repo, tmp_path):
                            "--delta-base-offset"],
                           input=revs.encode(), capture_output=True, check=True)
     git_pack = proc.stdout
-    pack = rwfile.parse_pack(git_pack)
-    assert any(e.kind == rwfile.OFS_DELTA for e in pack.entries)
+    pack = packfile.parse_pack(git_pack)
+    assert any(e.kind == packfile.OFS_DELTA for e in pack.entries)
     (tmp_path / "p.pack").write_bytes(git_pack)
     subprocess.run([GIT, "index-pack", "-o", str(tmp_path / "p.idx"), str(tmp_path / "p.pack")],
                    capture_output=True, check=True)
-    assert rwfile.pack_index(pack) == (tmp_path / "p.idx").read_bytes()
+    assert packfile.pack_index(pack) == (tmp_path / "p.idx").read_bytes()
     verbose = subprocess.run([GIT, "verify-pack", "-v", str(tmp_path / "p.idx")], capture_output=True,
                              text=True, check=True).stdout
     git_oids = {line.split()[0] for line in verbose.splitlines()
                 if len(line.split()) >= 5 and len(line.split()[0]) == 40}
     assert pack.oids == git_oids
     for level in (0, 9):  # re-encoding keeps every object and delta, with offsets recomputed
-        again = rwfile.reencode_pack(pack, level)
-        assert rwfile.parse_pack(again.data).oids == git_oids
+        again = packfile.reencode_pack(pack, level)
+        assert packfile.parse_pack(again.data).oids == git_oids
         (tmp_path / f"r{level}.pack").write_bytes(again.data)
-        (tmp_path / f"r{level}.idx").write_bytes(rwfile.pack_index(again))
+        (tmp_path / f"r{level}.idx").write_bytes(packfile.pack_index(again))
         subprocess.run([GIT, "verify-pack", str(tmp_path / f"r{level}.idx")], capture_output=True, check=True)
 
 
@@ -495,17 +495,17 @@ def test_the_pack_reader_refuses_any_damaged_pack(demo_rw, position, mask):
     pack = bytearray(rwfile.read_rw(demo_rw).pack.data)
     pack[int(position * len(pack))] ^= mask
     with pytest.raises(FormatError):
-        rwfile.parse_pack(bytes(pack))
+        packfile.parse_pack(bytes(pack))
 
 
-def _rebuild(pack: rwfile.Pack, index: int, content: bytes) -> bytes:
+def _rebuild(pack: packfile.Pack, index: int, content: bytes) -> bytes:
     """The same pack with entry ``index``'s inflated content replaced, zlib and checksum valid."""
     out = bytearray(pack.data[:12])
     buf = memoryview(pack.data)
     for i, e in enumerate(pack.entries):
         raw = zlib.decompress(buf[e.data_start:e.end]) if i != index else content
         out += pack.data[e.offset:e.data_start] if i != index else (
-            rwfile._encode_entry_header(e.kind, len(raw)) + (e.base if e.kind == rwfile.REF_DELTA else b""))
+            packfile._encode_entry_header(e.kind, len(raw)) + (e.base if e.kind == packfile.REF_DELTA else b""))
         out += zlib.compress(raw)
     return bytes(out + hashlib.sha1(out).digest())
 
@@ -515,7 +515,7 @@ def _rebuild(pack: rwfile.Pack, index: int, content: bytes) -> bytes:
 def test_the_pack_reader_never_fails_on_damaged_deltas_with_anything_but_a_format_error(demo_rw, data):
     """Valid zlib and checksum around damaged object content: deep in the delta code."""
     pack = rwfile.read_rw(demo_rw).pack
-    deltas = [i for i, e in enumerate(pack.entries) if e.kind in (rwfile.OFS_DELTA, rwfile.REF_DELTA)]
+    deltas = [i for i, e in enumerate(pack.entries) if e.kind in (packfile.OFS_DELTA, packfile.REF_DELTA)]
     assert deltas
     index = data.draw(st.sampled_from(deltas))
     e = pack.entries[index]
@@ -528,7 +528,7 @@ def test_the_pack_reader_never_fails_on_damaged_deltas_with_anything_but_a_forma
     else:
         raw += data.draw(st.binary(min_size=1, max_size=20))
     try:
-        parsed = rwfile.parse_pack(_rebuild(pack, index, bytes(raw)))
+        parsed = packfile.parse_pack(_rebuild(pack, index, bytes(raw)))
     except FormatError:
         return
     assert all(x.oid is not None for x in parsed.entries)  # a different but valid delta
@@ -536,11 +536,11 @@ def test_the_pack_reader_never_fails_on_damaged_deltas_with_anything_but_a_forma
 
 @given(kind=st.sampled_from([1, 2, 3, 4, 6, 7]), size=st.integers(0, 2**62))
 def test_entry_headers_round_trip(kind, size):
-    header = rwfile._encode_entry_header(kind, size)
-    assert rwfile._entry_header(memoryview(header), 0, len(header)) == (kind, size, len(header))
+    header = packfile._encode_entry_header(kind, size)
+    assert packfile._entry_header(memoryview(header), 0, len(header)) == (kind, size, len(header))
 
 
 @given(st.integers(1, 2**56))
 def test_offset_distances_round_trip(dist):
-    encoded = rwfile._encode_ofs_distance(dist)
-    assert rwfile._ofs_distance(memoryview(encoded), 0, len(encoded)) == (dist, len(encoded))
+    encoded = packfile._encode_ofs_distance(dist)
+    assert packfile._ofs_distance(memoryview(encoded), 0, len(encoded)) == (dist, len(encoded))
