@@ -233,6 +233,8 @@ class SessionWriter:
         req, resp = exchange.request, exchange.response
         headers = redact_headers(req.headers, self._redact)
         path = redact_path(req.path, self._redact)
+        if path != req.path and req.path in info.summary:  # a summary quoting the raw URL
+            info = replace(info, summary=info.summary.replace(req.path, path))
         rq = fmt.request_meta(req.method, req.scheme, req.host, path, headers)
         rs = fmt.response_meta(
             resp.status,

@@ -79,7 +79,7 @@ def test_stream_chunks_and_transport_errors_round_trip(repo):
 def test_secrets_are_dropped_before_commit(repo):
     w = repo.create_session(command=["x"])
     w.append(factories.exchange("hi"), factories.info())
-    w.append(_raw_exchange(b"{}", b"{}"), factories.info())
+    w.append(_raw_exchange(b"{}", b"{}"), factories.info(summary="POST /upload?key=SECRETKEY&x=1 200"))
     w.finish(EndInfo(exit_code=0), pack=False)
     steps = repo.timeline("latest").steps
     assert steps[0].request.header("authorization") is None
