@@ -50,6 +50,15 @@ class TransportError(enum.StrEnum):
 Headers = list[tuple[str, str]]
 
 
+def find_header(headers: Headers, name: str, default: str | None = None) -> str | None:
+    """The first value of header ``name`` (case-insensitive)."""
+    name = name.lower()
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return default
+
+
 @dataclass
 class Request:
     """An HTTP request as the client sent it (secrets already removed)."""
@@ -62,11 +71,7 @@ class Request:
     body: bytes = b""
 
     def header(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
+        return find_header(self.headers, name, default)
 
 
 @dataclass
@@ -88,11 +93,7 @@ class Response:
     error_detail: str = ""
 
     def header(self, name: str, default: str | None = None) -> str | None:
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
+        return find_header(self.headers, name, default)
 
     @property
     def is_stream(self) -> bool:
