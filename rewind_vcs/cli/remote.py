@@ -1,0 +1,271 @@
+"""Remotes, the git way: ``remote add|remove|list``, ``push``, ``fetch``, ``pull``, ``clone``.
+
+The library (rewind_vcs.store.remote) does the work; this module reads the
+credentials from the environment (``REWIND_GIT_TOKEN`` or ``GIT_TOKEN``,
+``REWIND_GIT_USERNAME``, the ssh agent, default ssh keys, git's credential
+helpers), draws progress bars when stderr is a terminal, and prints git's
+kind of per-ref lines.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from rewind_vcs.cli.common import err_console, info, open_repo, print_json
+
+if TYPE_CHECKING:
+    from rewind_vcs.store.remote import Credentials, Progress, TransferResult
+
+#: Per-ref lines shown before "... and N more" (a first clone of a big team remote has thousands).
+MAX_LINES = 20
+_SSH_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(
+        help="Remotes: the git servers sessions are pushed to and fetched from (any git URL or path).",
+        no_args_is_help=False,
+        add_completion=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    group.callback(invoke_without_command=True)(remote)
+    group.command("add")(remote_add)
+    group.command("remove")(remote_remove)
+    group.command("rm", help="Alias of 'remove'.")(remote_remove)
+    group.command("list")(remote_list)
+    app.add_typer(group, name="remote")
+    app.command("push")(push)
+    app.command("fetch")(fetch)
+    app.command("pull")(pull)
+    app.command("clone")(clone)
+
+
+# -- remote add|remove|list ------------------------------------------------------------------
+
+
+def remote(ctx: typer.Context) -> None:
+    """List remotes (as 'rewind remote list'), or manage them with a subcommand."""
+    if ctx.invoked_subcommand is None:
+        remote_list(as_json=False)
+
+
+def remote_add(
+    name: str = typer.Argument(..., help="Remote name, e.g. origin."),
+    url: str = typer.Argument(..., help="A path, file://, git://, ssh://, user@host:path or https:// URL."),
+) -> None:
+    """Add a remote (a bare repository on a git host, a shared path, a teammate's project)."""
+    from rewind_vcs.store.remote import add_remote
+
+    added = add_remote(open_repo(), name, url)
+    info(f"Added remote '{added.name}' ({added.url})")
+
+
+def remote_remove(name: str = typer.Argument(..., help="Remote name.")) -> None:
+    """Remove a remote (its sessions stay: they are this repository's too)."""
+    from rewind_vcs.store.remote import remove_remote
+
+    remove_remote(open_repo(), name)
+    info(f"Removed remote '{name}'")
+
+
+def remote_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The configured remotes and their URLs."""
+    from rewind_vcs.store.remote import list_remotes
+
+    remotes = list_remotes(open_repo())
+    if as_json:
+        print_json([r.to_json() for r in remotes])
+        return
+    lines = []
+    for r in remotes:
+        lines.append(f"{r.name}\t{r.url}\n")
+        if r.push_url and r.push_url != r.url:
+            lines.append(f"{r.name}\t{r.push_url} (push)\n")
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
+
+
+# -- push, fetch, pull, clone ---------------------------------------------------------------------
+
+
+def push(
+    remote: str = typer.Argument(None, help="Remote name or URL (default: origin)."),
+    refs: list[str] = typer.Argument(None, help="Sessions to push (any ref: latest, a tag, an id). Default: all."),
+    force: bool = typer.Option(False, "-f", "--force", help="Replace diverged timelines and moved tags."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Push sessions, timelines, tags, baselines and notes to a remote; the pre-push hook may veto."""
+    from rewind_vcs.store import remote as rm
+
+    repo = open_repo()
+    with _progress() as progress:
+        result = rm.push(repo, remote or rm.default_remote_name(repo), refs or (), force=force,
+                         credentials=credentials(), progress=progress)
+    _report(result, "To", as_json, nothing="Everything up-to-date")
+
+
+def fetch(
+    remote: str = typer.Argument(None, help="Remote name or URL (default: origin)."),
+    force: bool = typer.Option(False, "-f", "--force", help="Take diverged timelines and moved tags as the remote has them."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Fetch the remote's sessions into this repository (fast-forward only unless --force)."""
+    _fetch(remote, force, as_json, nothing=None)
+
+
+def pull(
+    remote: str = typer.Argument(None, help="Remote name or URL (default: origin)."),
+    force: bool = typer.Option(False, "-f", "--force", help="Take diverged timelines and moved tags as the remote has them."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Fetch and you are done: there is no work tree to merge, sessions land in refs/sessions/ directly."""
+    _fetch(remote, force, as_json, nothing="Already up to date.")
+
+
+def clone(
+    url: str = typer.Argument(..., help="A path, file://, git://, ssh://, user@host:path or https:// URL."),
+    directory: str = typer.Argument(None, help="Where to make .rewind/ (default: named after the URL). "
+                                    "It may exist, e.g. a checkout of the agent's code."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Make DIR/.rewind with 'origin' set to URL and fetch every session, as 'git clone' does."""
+    from rewind_vcs.store.remote import clone as clone_repo
+    from rewind_vcs.store.remote import default_clone_directory
+
+    target = Path(directory or default_clone_directory(url))
+    with _progress() as progress:
+        done = clone_repo(url, target, credentials=credentials(), progress=progress)
+    result = done.fetch
+    if as_json:
+        print_json({"path": str(done.repo.path), **result.to_json()})
+    sessions = len(done.repo.session_ids())
+    _say(f"Cloned {url} into {target / '.rewind'}: {sessions} sessions, {len(result.updates)} refs, "
+         f"{_size(result.bytes)}")
+    if not result.updates:
+        _say("warning: you appear to have cloned an empty repository")
+    _say(f"next: cd {target} && rewind log")
+    result.check()
+
+
+def _fetch(remote: str | None, force: bool, as_json: bool, nothing: str | None) -> None:
+    from rewind_vcs.store import remote as rm
+
+    repo = open_repo()
+    with _progress() as progress:
+        result = rm.fetch(repo, remote or rm.default_remote_name(repo), force=force, credentials=credentials(),
+                          progress=progress)
+    _report(result, "From", as_json, nothing=nothing)
+
+
+# -- what the CLI adds: credentials, progress, git's lines ---------------------------------------
+
+
+def credentials() -> Credentials:
+    """Credentials as git users expect them: a token in the environment, the ssh agent, default keys,
+    git's credential helpers (which may prompt on a terminal, as git does)."""
+    from rewind_vcs.store.remote import Credentials
+
+    home = Path.home() / ".ssh"
+    keys = tuple(home / k for k in _SSH_KEYS if (home / k).is_file() and (home / f"{k}.pub").is_file())
+    helper_env = dict(os.environ)
+    if not sys.stdin.isatty():
+        helper_env["GIT_TERMINAL_PROMPT"] = "0"
+    return Credentials(
+        token=os.environ.get("REWIND_GIT_TOKEN") or os.environ.get("GIT_TOKEN") or None,
+        username=os.environ.get("REWIND_GIT_USERNAME") or None,
+        ssh_agent=bool(os.environ.get("SSH_AUTH_SOCK")),
+        ssh_keys=keys,
+        credential_helper=shutil.which("git") is not None,
+        helper_env=helper_env,
+    )
+
+
+_PHASE_TEXT = {
+    "connecting": "connecting",
+    "compressing": "compressing objects",
+    "sending": "sending objects",
+    "receiving": "receiving objects",
+    "resolving": "resolving deltas",
+}
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[Progress], None] | None]:
+    """A rich progress bar on stderr, one line per phase; none when stderr is not a terminal.
+
+    While libgit2 builds the pack nothing is reported, so "compressing" has no
+    total: rich pulses the bar, which says "busy" without inventing a number.
+    """
+    con = err_console()
+    if not con.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.fields[count]}"), console=con, transient=True)
+    state: dict[str, object] = {"phase": None, "task": None}
+
+    def update(p: Progress) -> None:
+        text = _PHASE_TEXT.get(p.phase.value, p.phase.value)
+        if p.message:
+            text = p.message.replace("\r", " ").strip()[:60] or text
+        if p.phase != state["phase"]:
+            if state["task"] is not None:
+                bar.update(state["task"], visible=False)
+            state["phase"] = p.phase
+            state["task"] = bar.add_task(text, total=p.total, count="")
+        count = f"{p.done}/{p.total}" if p.total else ""
+        if p.bytes:
+            count += f"  {_size(p.bytes)}"
+        bar.update(state["task"], description=text, completed=p.done, total=p.total, count=count)
+
+    with bar:
+        yield update
+
+
+def _report(result: TransferResult, word: str, as_json: bool, nothing: str | None) -> None:
+    """git's per-ref lines on stderr (JSON on stdout with --json), then fail on any rejected ref."""
+    if as_json:
+        print_json(result.to_json())
+    changed, rejected = result.changed, result.rejected
+    if changed or len(rejected) > 1:  # a single rejection is the error line itself
+        _say(f"{word} {result.url}")
+        for u in changed[:MAX_LINES]:
+            _say(u.line())
+        if len(changed) > MAX_LINES:
+            _say(f"   ... and {len(changed) - MAX_LINES} more")
+        if len(rejected) > 1:
+            for u in rejected:
+                _say(u.line())
+    elif nothing and not rejected:
+        _say(nothing)
+    behind = [u for u in result.updates if u.status.value == "behind"]
+    if behind:
+        _say(f"note: {len(behind)} refs on {result.url} are ahead of this repository; 'rewind fetch' takes them"
+             if word == "To" else
+             f"note: {len(behind)} refs here are ahead of {result.url}; 'rewind push' shares them")
+    result.check()
+
+
+def _say(line: str) -> None:
+    from rich.markup import escape
+
+    info(escape(line))
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
