@@ -44,7 +44,7 @@ def _next_steps() -> list[str]:
     ]
     from rewind_vcs.cli.main import app
 
-    names = {c.name for c in app.registered_commands}
+    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     if "diff" in names:
         steps.append("rewind diff good bad             # step-aligned structural diff")
     if "bisect" in names:

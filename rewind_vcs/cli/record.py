@@ -121,7 +121,7 @@ def replay(
         settings=settings_from(upstream, None), out=sys.stdout.buffer, on_event=on_event, on_error=_error,
     )
     if result.new_timeline:
-        repo.git.set_head(timeline_ref(result.session_id, result.new_timeline))
+        repo.set_head(timeline_ref(result.session_id, result.new_timeline))
     stats, sv = result.stats, result.savings
     summary = {
         "session": result.session_id,

@@ -18,14 +18,11 @@ def checkout(ref: str = typer.Argument(..., help="A session, timeline or step (r
 
     repo = open_repo()
     target = repo.resolve(ref)
-    git = repo.git
     if target.step is None and target.timeline is not None:
-        git.set_head(timeline_ref(target.session_id, target.timeline))
+        repo.set_head(timeline_ref(target.session_id, target.timeline))
         info(f"HEAD is now on timeline {target.session_id}/{target.timeline}")
     else:
-        import pygit2
-
-        git.set_head(pygit2.Oid(hex=target.commit))
+        repo.set_head(target.commit)
         info(f"HEAD is now detached at {target.describe()}; "
              "'rewind replay' serves steps up to here and records the rest as a new timeline")
 

@@ -205,6 +205,20 @@ class Repo:
         target = self.resolve(spec)
         return load_step(self, target.commit)
 
+    def set_head(self, ref_or_commit: str) -> None:
+        """Point HEAD at a timeline (``refs/sessions/...``) or at a step commit.
+
+        git's fsck accepts a symbolic HEAD only under ``refs/heads/``, so HEAD is
+        always detached: at the timeline's tip commit (its closing commit, which
+        the resolver reads as "on that timeline") or at a step (read as
+        "detached at step N", where ``rewind replay`` forks).
+        """
+        import pygit2
+
+        if ref_or_commit.startswith("refs/"):
+            ref_or_commit = str(self.git.references[ref_or_commit].peel().id)
+        self.git.set_head(pygit2.Oid(hex=ref_or_commit))
+
     # -- the write side -----------------------------------------------------------
 
     def create_session(self, **session_fields: Any) -> SessionWriter:

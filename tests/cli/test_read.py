@@ -61,6 +61,8 @@ def test_checkout_status_and_step_n(seeded, rewind):
     st = json.loads(rewind("status", "--json", check=True).stdout)
     assert st["head"] == f"{ids[0]}/main@step-2" and st["detached"]
     rewind("checkout", "beta", check=True)
+    # detached at the timeline's tip: git fsck wants a symbolic HEAD only under refs/heads/
+    assert (repo.path / "HEAD").read_text().strip() == repo.resolve(ids[1]).commit
     st = json.loads(rewind("status", "--json", check=True).stdout)
     assert st["head"] == f"{ids[1]}/main" and not st["detached"]
     assert json.loads(rewind("show", "step-1", "--json", check=True).stdout)["session"] == ids[1]
