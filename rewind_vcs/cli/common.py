@@ -39,9 +39,8 @@ def err_console() -> Console:
 
 def open_repo(create: bool = False) -> Repo:
     """The repository of the current directory (``REWIND_DIR`` overrides the search)."""
-    from rewind_vcs.store.repo import Repo
-
     from rewind_vcs.errors import NotARepositoryError
+    from rewind_vcs.store.repo import Repo
 
     override = os.environ.get("REWIND_DIR")
     if override:
