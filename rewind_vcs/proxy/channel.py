@@ -50,8 +50,8 @@ class ByteChannel(asyncio.Protocol):
     # asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Duck-typed on purpose: uvloop's transports are not asyncio.Transport subclasses.
+        self.transport = transport  # type: ignore[assignment]
         set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:

@@ -656,3 +656,18 @@ def test_absolute_form_for_the_proxy_itself_is_base_url_mode(fake, make_proxy):
     assert r.status_code == 200 and r.json()["path"] == "/echo"
     (exchange,) = proxy.wait_exchanges(1)
     assert exchange.request.path == "/echo"
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_both_event_loops_relay_plain_and_streamed_calls(fake, make_proxy, use_uvloop):
+    """uvloop's transports are not asyncio.Transport subclasses: the proxy must not care."""
+    if use_uvloop:
+        pytest.importorskip("uvloop")
+    proxy = make_proxy(Routes({"openai": fake.url}), use_uvloop=use_uvloop)
+    with openai_client(f"{proxy.url}/openai/v1") as client:
+        reply = client.chat.completions.create(model="gpt-fake", messages=MESSAGES)
+        streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model="gpt-fake", messages=MESSAGES, stream=True) if c.choices)
+    assert reply.choices[0].message.content == "Hello from the fake"
+    assert streamed
+    assert len(proxy.wait_exchanges(2)) == 2 and proxy.errors == []
