@@ -129,16 +129,27 @@ class Recorder:
         with self._lock:
             return sum(len(t.pending) for t in self._tracks.values())
 
-    def flush(self) -> int:
-        """Commit every journalled exchange; returns how many steps were written."""
+    def flush(self, should_stop: Callable[[], bool] | None = None) -> int:
+        """Commit journalled exchanges; returns how many steps were written.
+
+        ``should_stop`` is asked between steps (the idle flusher stops as soon as
+        a request arrives, so a long backlog never holds the GIL through a
+        burst of calls); what is left stays pending, in order.
+        """
         written = 0
         with self._commit_lock:
             with self._lock:
                 batches = [(t, t.pending) for t in self._tracks.values()]
                 for t in self._tracks.values():
                     t.pending = []
-            for track, entries in batches:
-                for entry in entries:
+            for i, (track, entries) in enumerate(batches):
+                for j, entry in enumerate(entries):
+                    if should_stop is not None and should_stop():
+                        with self._lock:
+                            track.pending[:0] = entries[j:]
+                            for later, rest in batches[i + 1:]:
+                                later.pending[:0] = rest
+                        return written
                     written += self._commit(track.writer, entry)
         return written
 

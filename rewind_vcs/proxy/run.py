@@ -106,13 +106,15 @@ class IdleFlusher:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            quiet = time.monotonic() - self.handler.last_activity
-            if quiet >= IDLE_FLUSH_SECONDS and self.recorder.pending:
+            if self._quiet() and self.recorder.pending:
                 try:
-                    self.recorder.flush()
+                    self.recorder.flush(should_stop=lambda: not self._quiet())
                 except Exception as exc:  # noqa: BLE001 - the journal keeps the exchange; report
                     if self.on_error:
                         self.on_error(f"committing steps failed (they stay in the journal): {exc}")
+
+    def _quiet(self) -> bool:
+        return time.monotonic() - self.handler.last_activity >= IDLE_FLUSH_SECONDS
 
     def stop(self) -> None:
         self._stop.set()

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-
 from pathlib import Path
 
 from rewind_vcs.proxy.hooks import StepHook
@@ -138,3 +137,17 @@ def test_the_sample_hook_in_the_project_redacts_emails(repo):
     rec.finish(EndInfo(exit_code=0))
     body = repo.timeline("sample").steps[0].request.body
     assert b"bob@example.org" not in body and b"<email redacted>" in body
+
+
+def test_flush_stops_when_asked_and_keeps_the_rest_in_order(repo):
+    rec = Recorder(repo, SessionInfo(name="partial"), hook=None)
+    for i in range(5):
+        rec.record(factories.exchange(f"q{i}"))
+    calls = iter([False, False, True])
+    assert rec.flush(should_stop=lambda: next(calls, True)) == 2
+    assert rec.pending == 3
+    rec.record(factories.exchange("q5"))
+    assert rec.flush() == 4
+    rec.finish(EndInfo(exit_code=0))
+    bodies = [s.request.body for s in repo.timeline("partial").steps]
+    assert bodies == [factories.exchange(f"q{i}").request.body for i in range(6)]
