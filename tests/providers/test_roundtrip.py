@@ -27,7 +27,7 @@ arguments = st.dictionaries(
     | st.booleans()
     | st.integers(-(2**31), 2**31)
     | text
-    | st.lists(st.integers(), max_size=3),
+    | st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3),  # int64: what JSON numbers keep exactly
     max_size=4,
 )
 calls = st.lists(
