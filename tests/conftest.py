@@ -7,8 +7,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from rewind_vcs.store.repo import Repo
+
+# CI runs the same examples every time (a red CI must be reproducible); locally
+# hypothesis explores new ones. No deadline: this machine is shared and noisy.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture
