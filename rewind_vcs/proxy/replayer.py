@@ -43,6 +43,10 @@ from rewind_vcs.store.session import Step
 
 #: How long a replayed recorded timeout stalls at most before dropping the connection.
 MAX_TIMEOUT_STALL = 5.0
+#: A recorded client time-out is replayed by answering nothing for the recorded wait plus this
+#: grace (the client's own timeout fires first), and never longer than MAX_CLIENT_WAIT.
+CLIENT_GAVE_UP_GRACE = 30.0
+MAX_CLIENT_WAIT = 600.0
 
 
 class OnMiss(enum.StrEnum):
@@ -194,6 +198,12 @@ class ReplayHandler:
             if resp.error is TransportError.TIMEOUT:
                 await asyncio.sleep(min(step.info.latency_ms / 1000 * factor, MAX_TIMEOUT_STALL))
             raise CloseConnection(f"replayed {resp.error.value} of step {step.n}")
+        if resp.status == 0 and resp.error is TransportError.CLIENT_DISCONNECTED:
+            # The client gave up before any answer (its own timeout): answer nothing
+            # again, so its timeout fires again and the SDK raises the same timeout
+            # error. The server cancels this wait the moment the client hangs up.
+            await asyncio.sleep(min(step.info.latency_ms / 1000 + CLIENT_GAVE_UP_GRACE, MAX_CLIENT_WAIT))
+            raise CloseConnection(f"step {step.n}: the client gave up before an answer when recorded")
         if resp.status == 0:  # a malformed upstream answer: the proxy had answered 502
             from rewind_vcs.proxy.handler import error_response
 

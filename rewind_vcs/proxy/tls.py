@@ -204,10 +204,18 @@ class CertificateAuthority:
 
     @classmethod
     def load_or_create(cls, directory: str | os.PathLike[str]) -> CertificateAuthority:
+        """Load the CA, or create it; two processes racing here end with one CA (an ``flock``)."""
+        import fcntl
+
         path = Path(directory)
-        if (path / CA_CERT_FILE).exists():
+        if (path / CA_CERT_FILE).exists() and (path / CA_KEY_FILE).exists():
             return cls.load(path)
-        return cls.create(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if (path / CA_CERT_FILE).exists() and (path / CA_KEY_FILE).exists():
+                return cls.load(path)
+            return cls.create(path)
 
     # the CA -----------------------------------------------------------------------
 

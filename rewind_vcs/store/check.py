@@ -11,6 +11,7 @@ from rewind_vcs.errors import RewindError
 
 if TYPE_CHECKING:
     from rewind_vcs.store.repo import Repo
+    from rewind_vcs.store.session import Session
 
 
 @dataclass
@@ -24,6 +25,26 @@ class CheckReport:
         return not self.problems
 
 
+def read_session_fully(session: Session) -> dict[str, int]:
+    """Parse every record and trailer of a session, as every reader will; returns steps per timeline.
+
+    Raises what a reader would (FormatError and friends): ``fsck`` and the
+    ``.rw`` import both use it, so what they accept every command can read.
+    """
+    session.info  # noqa: B018 - parse session.json
+    session.summary()  # the listing's trailers
+    steps: dict[str, int] = {}
+    for timeline in session.timelines():
+        for step in timeline.steps:
+            step.info  # noqa: B018 - parse every record
+            step.request  # noqa: B018
+            step.response  # noqa: B018
+        timeline.end  # noqa: B018
+        timeline.status  # noqa: B018 - the tip's trailers
+        steps[timeline.name] = len(timeline.steps)
+    return steps
+
+
 def check_repository(repo: Repo, *, run_git: bool = True) -> CheckReport:
     from rewind_vcs.store.session import Session
 
@@ -31,15 +52,7 @@ def check_repository(repo: Repo, *, run_git: bool = True) -> CheckReport:
     for sid in repo.session_ids():
         report.sessions += 1
         try:
-            session = Session(repo, sid)
-            session.info  # noqa: B018 - parse session.json
-            for timeline in session.timelines():
-                for step in timeline.steps:
-                    step.info  # noqa: B018 - parse every record
-                    step.request  # noqa: B018
-                    step.response  # noqa: B018
-                    report.steps += 1
-                timeline.end  # noqa: B018
+            report.steps += sum(read_session_fully(Session(repo, sid)).values())
         except (RewindError, KeyError, ValueError) as exc:
             report.problems.append(f"session {sid}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a damaged object store raises GitError and friends

@@ -21,6 +21,8 @@ from rewind_vcs.errors import FormatError, FormatTooNewError
 from rewind_vcs.store.records import (
     FORMAT_VERSION,
     EndInfo,
+    Request,
+    Response,
     SessionInfo,
     StepInfo,
     StepKind,
@@ -89,6 +91,24 @@ def step_to_record(info: StepInfo) -> Record:
     return record
 
 
+def _shaped(kind: str):
+    """Decorator: a record of the wrong shape (a field of the wrong type) is a FormatError."""
+
+    def wrap(fn):
+        def read(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                raise FormatError(f"{kind} record has a field of the wrong shape ({type(exc).__name__}: {exc})",
+                                  hint="run 'rewind fsck'") from None
+
+        read.__name__, read.__doc__ = fn.__name__, fn.__doc__
+        return read
+
+    return wrap
+
+
+@_shaped("step")
 def step_from_record(record: Record) -> StepInfo:
     usage = record.get("usage") or {}
     return StepInfo(
@@ -122,6 +142,7 @@ def session_to_record(info: SessionInfo) -> Record:
     return record
 
 
+@_shaped("session")
 def session_from_record(record: Record) -> SessionInfo:
     return SessionInfo(
         name=record.get("name"),
@@ -143,6 +164,7 @@ def end_to_record(info: EndInfo) -> Record:
     return record
 
 
+@_shaped("end")
 def end_from_record(record: Record, stdout: bytes | None = None) -> EndInfo:
     return EndInfo(
         exit_code=record.get("exit_code"),
@@ -155,6 +177,31 @@ def end_from_record(record: Record, stdout: bytes | None = None) -> EndInfo:
 
 
 # -- request/meta.json, response/meta.json -------------------------------------
+
+@_shaped("request")
+def request_from_record(record: Record, body: bytes) -> Request:
+    headers = [(str(k), str(v)) for k, v in record["headers"]]
+    fields = {f: record[f] for f in ("method", "scheme", "host", "path")}
+    if not all(isinstance(v, str) for v in fields.values()):
+        raise TypeError("method, scheme, host and path must be strings")
+    return Request(headers=headers, body=body, **fields)
+
+
+@_shaped("response")
+def response_from_record(record: Record, body: bytes) -> Response:
+    status = record["status"]
+    if not isinstance(status, int):
+        raise TypeError("status must be an integer")
+    return Response(
+        status=status,
+        reason=str(record.get("reason", "")),
+        headers=[(str(k), str(v)) for k, v in record["headers"]],
+        body=body,
+        chunks=[(float(t), int(n)) for t, n in record.get("chunks", [])],
+        error=TransportError(record["error"]) if record.get("error") else None,
+        error_detail=str(record.get("error_detail", "")),
+    )
+
 
 def request_meta(method: str, scheme: str, host: str, path: str, headers: list[tuple[str, str]]) -> Record:
     return {

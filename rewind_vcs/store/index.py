@@ -38,7 +38,7 @@ def session_tips(repo: Repo) -> dict[str, dict[str, str]]:
 
 
 def _row_from_tip(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
-    from rewind_vcs.store.writer import parse_trailers
+    from rewind_vcs.store.writer import parse_trailers, trailer_number
 
     commit = repo.git[tip]
     trailers = parse_trailers(commit.message)
@@ -48,10 +48,10 @@ def _row_from_tip(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
         "name": info.name,
         "started_at": info.started_at,
         "command": info.command,
-        "steps": int(trailers.get("Rewind-Step", 0)),
-        "tokens": int(trailers.get("Rewind-Tokens", 0)),
-        "cost_usd": float(trailers.get("Rewind-Cost", 0.0)),
-        "errors": int(trailers.get("Rewind-Errors", 0)),
+        "steps": trailer_number(trailers, "Rewind-Step"),
+        "tokens": trailer_number(trailers, "Rewind-Tokens"),
+        "cost_usd": trailer_number(trailers, "Rewind-Cost", float),
+        "errors": trailer_number(trailers, "Rewind-Errors"),
         "kind": trailers.get("Rewind-Kind", "session"),
         "exit": trailers.get("Rewind-Exit", "none"),
     }

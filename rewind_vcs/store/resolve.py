@@ -61,6 +61,13 @@ class Resolver:
         spec = spec.strip()
         if not spec:
             raise RefError("empty ref", hint="give a session id, name, 'latest' or 'step-N'")
+        try:
+            spec.encode()
+        except UnicodeEncodeError:
+            raise RefError(f"ref {spec.encode(errors='backslashreplace').decode()} is not valid UTF-8",
+                           hint="ref names are text: see 'rewind log'") from None
+        if any(c in spec for c in "\n\r\t\0"):
+            raise RefError(f"ref {spec!r} holds control characters", hint="see 'rewind log'")
         m = _STEP_RE.match(spec)
         if m:
             base, n = "HEAD", int(m.group(1))

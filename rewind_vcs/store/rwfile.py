@@ -591,6 +591,7 @@ def verify_rw(rw: RwFile, progress: ProgressFn | None = None) -> None:
 def _verify(scratch: Repo, rw: RwFile, progress: ProgressFn) -> None:
     import pygit2
 
+    from rewind_vcs.store.check import read_session_fully
     from rewind_vcs.store.session import Session
     from rewind_vcs.store.writer import ID_LENGTH, parse_trailers
 
@@ -624,22 +625,14 @@ def _verify(scratch: Repo, rw: RwFile, progress: ProgressFn) -> None:
             raise _Corrupt(f"the manifest's timelines of session {sid} do not match its refs")
         try:
             session = Session(scratch, sid)
-            session.info  # noqa: B018 - parse session.json
-            main_steps = 0
             for timeline in session.timelines():
                 root = git[timeline.commits[0]]
                 if str(root.id)[:ID_LENGTH] != sid or parse_trailers(root.message).get("Rewind-Kind") != "session":
                     raise _Corrupt(f"session {sid}/{timeline.name} does not start at the session's root commit")
-                for step in timeline.steps:
-                    step.info  # noqa: B018 - parse every record
-                    step.request  # noqa: B018
-                    step.response  # noqa: B018
-                timeline.end  # noqa: B018
-                if timeline.name == MAIN:
-                    main_steps = len(timeline.steps)
+            main_steps = read_session_fully(session).get(MAIN, 0)
         except (CorruptPack, FormatTooNewError):
             raise
-        except (RewindError, KeyError, ValueError, TypeError, pygit2.GitError) as exc:
+        except (RewindError, KeyError, ValueError, TypeError, AttributeError, pygit2.GitError) as exc:
             raise _Corrupt(f"session {sid} does not read as rewind records ({exc})") from None
         if entry.steps != main_steps:
             raise _Corrupt(f"the manifest counts {entry.steps} steps in session {sid}, it has {main_steps}")

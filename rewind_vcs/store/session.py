@@ -18,10 +18,9 @@ from rewind_vcs.store.records import (
     SessionInfo,
     SessionStatus,
     StepInfo,
-    TransportError,
 )
 from rewind_vcs.store.refs import MAIN, SESSIONS, parse_timeline_ref, timeline_ref
-from rewind_vcs.store.writer import parse_trailers
+from rewind_vcs.store.writer import parse_trailers, trailer_number
 
 if TYPE_CHECKING:
     from rewind_vcs.store.repo import Repo
@@ -62,7 +61,7 @@ class SessionSummary:
 def status_from_tip(repo: Repo, session_id: str, trailers: dict[str, str]) -> tuple[SessionStatus, int | None]:
     if trailers.get("Rewind-Kind") == "end":
         raw = trailers.get("Rewind-Exit", "none")
-        code = None if raw == "none" else int(raw)
+        code = None if raw == "none" else trailer_number(trailers, "Rewind-Exit", int)
         return (SessionStatus.OK if code in (0, None) else SessionStatus.FAILED), code
     if repo.is_leased(session_id):
         return SessionStatus.RECORDING, None
@@ -95,28 +94,13 @@ class Step:
     def request(self) -> Request:
         tree = self._commit.tree
         meta = fmt.loads(tree["request/meta.json"].data, "request", f"in {self.commit_id[:12]}")
-        return Request(
-            method=meta["method"],
-            scheme=meta["scheme"],
-            host=meta["host"],
-            path=meta["path"],
-            headers=[(k, v) for k, v in meta["headers"]],
-            body=tree["request/body"].data,
-        )
+        return fmt.request_from_record(meta, tree["request/body"].data)
 
     @cached_property
     def response(self) -> Response:
         tree = self._commit.tree
         meta = fmt.loads(tree["response/meta.json"].data, "response", f"in {self.commit_id[:12]}")
-        return Response(
-            status=meta["status"],
-            reason=meta.get("reason", ""),
-            headers=[(k, v) for k, v in meta["headers"]],
-            body=tree["response/body"].data,
-            chunks=[(float(t), int(n)) for t, n in meta.get("chunks", [])],
-            error=TransportError(meta["error"]) if meta.get("error") else None,
-            error_detail=meta.get("error_detail", ""),
-        )
+        return fmt.response_from_record(meta, tree["response/body"].data)
 
     @property
     def exchange(self) -> Exchange:

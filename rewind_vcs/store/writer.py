@@ -85,6 +85,19 @@ def parse_trailers(message: str) -> dict[str, str]:
     return out
 
 
+def trailer_number(trailers: dict[str, str], key: str, kind: type = int, default: float = 0):
+    """A numeric trailer; a malformed one means a damaged commit (FormatError), not a crash."""
+    from rewind_vcs.errors import FormatError
+
+    raw = trailers.get(key)
+    if raw is None:
+        return kind(default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise FormatError(f"commit trailer {key}: {raw!r} is not a number", hint="run 'rewind fsck'") from None
+
+
 class SessionWriter:
     """Appends steps to one timeline of one session."""
 
@@ -210,11 +223,11 @@ class SessionWriter:
                 f"timeline {sid}/{timeline} is already finished",
                 hint="fork it instead (rewind checkout ...@step-N, then rewind replay)",
             )
-        steps = int(trailers.get("Rewind-Step", 0))
+        steps = trailer_number(trailers, "Rewind-Step")
         totals = (
-            int(trailers.get("Rewind-Tokens", 0)),
-            float(trailers.get("Rewind-Cost", 0.0)),
-            int(trailers.get("Rewind-Errors", 0)),
+            trailer_number(trailers, "Rewind-Tokens"),
+            trailer_number(trailers, "Rewind-Cost", float),
+            trailer_number(trailers, "Rewind-Errors"),
         )
         return cls(repo, sid, timeline, str(commit.id), tree["session.json"].id, steps, totals, lease)
 

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.providers import match_key, normalise
 from rewind_vcs.store.records import SessionStatus, StepStatus
@@ -125,14 +123,6 @@ except Exception as exc:
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "two processes that find no CA at the same moment both create one: "
-    "rewind_vcs/proxy/tls.py CertificateAuthority.load_or_create checks for ca.pem, then create() "
-    "opens ca.key with O_EXCL, so the loser fails with FileExistsError (or ConfigError 'a CA already "
-    "exists' when it sees the key before the certificate). Two `rewind record` runs in a repository "
-    "made without `rewind init` (record creates it; Repo.init makes no CA) then fail: 'rewind: [Errno "
-    "17] File exists: .../ca/ca.key'. Serialise load_or_create with a flock on ca/ and re-check, or "
-    "on FileExistsError wait for ca.pem and load it"))
 def test_two_processes_creating_the_ca_at_once_both_get_it(tmp_path):
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", CA_CHILD, str(tmp_path / "ca"), str(go)],

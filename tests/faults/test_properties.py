@@ -397,11 +397,6 @@ def test_well_formed_specs_resolve_to_the_right_step(refs_repo, data):
     assert lengths[sid] >= 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a spec that is not valid UTF-8 (a command-line argument with a byte such as 0xff reaches "
-    "Python as a lone surrogate, e.g. `rewind show $'\\xff'`) makes pygit2 raise UnicodeDecodeError "
-    "in rewind_vcs/store/resolve.py Resolver._base (git_refs.get(TAGS + base)); the CLI then prints "
-    "'internal error'. Refuse such specs with a RefError at the top of Resolver.resolve"))
 @pytest.mark.parametrize("spec", ["\udcff", "alpha/\udcff", "\udcff@step-1"])
 def test_a_spec_that_is_not_utf8_is_a_ref_error(refs_repo, spec):
     repo, _ = refs_repo
@@ -662,11 +657,6 @@ def test_multi_byte_edits_of_a_valid_file_are_refused(source, data):
         rwfile.read_rw(bytes(raw))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "step.json with a 'usage' that is not an object (e.g. [1]) raises AttributeError from "
-    "rewind_vcs/store/format.py step_from_record (usage.get), which rewind_vcs/store/rwfile.py "
-    "_verify does not catch (it catches KeyError/ValueError/TypeError): import_rw leaks AttributeError "
-    "instead of a FormatError. step_from_record should check shapes and raise FormatError"))
 def test_a_step_record_whose_usage_is_not_an_object_is_refused(source):
     commits = [(m, t, dict(f)) for m, t, f in source["commits"]]
     record = orjson.loads(commits[1][2]["step.json"])
@@ -700,12 +690,6 @@ ACCEPTED_BUT_UNREADABLE = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "import checks that records parse, not the types of their fields nor the trailers: "
-    "rewind_vcs/store/rwfile.py _verify accepts these files, and then `rewind log` / replay fail with "
-    "ValueError or AttributeError ('internal error'), see each case's comment. The record readers "
-    "(rewind_vcs/store/format.py, session.py Step.request/response, index.py, session.status_from_tip) "
-    "should check types and raise FormatError, which _verify then reports"))
 @pytest.mark.parametrize("case", sorted(ACCEPTED_BUT_UNREADABLE))
 def test_what_import_accepts_every_reader_can_read(source, case):
     commits = [(m, t, dict(f)) for m, t, f in source["commits"]]

@@ -135,11 +135,6 @@ def test_a_client_giving_up_on_a_silent_upstream_is_not_reported_as_a_proxy_fail
     assert "_ClientGone" not in client_timeout.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a recorded client_disconnected step with status 0 replays as a 502 (InternalServerError): "
-    "rewind_vcs/proxy/replayer.py ReplayHandler._serve sends every status-0 step it does not drop "
-    "as a 502 bad_response; it should hold the request unanswered until the client hangs up again "
-    "(bounded), so the SDK times out again (APITimeoutError)"))
 def test_sdk_timeout_replays_as_the_same_exception(client_timeout):
     out, summary, _ = client_timeout.replay()
     assert "hang: openai APITimeoutError None" in out
