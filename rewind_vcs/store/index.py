@@ -17,23 +17,32 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from rewind_vcs.store import format as fmt
-from rewind_vcs.store.records import FORMAT_VERSION, SessionStatus
-from rewind_vcs.store.refs import MAIN, SESSIONS, parse_timeline_ref, read_refs
+from rewind_vcs.store.records import SessionStatus
+from rewind_vcs.store.refs import MAIN, SESSIONS, read_refs
 from rewind_vcs.store.session import SessionSummary, status_from_tip
 
 if TYPE_CHECKING:
     from rewind_vcs.store.repo import Repo
 
 CACHE_FILE = "cache/sessions.json"
+_STATUS = {s.value: s for s in SessionStatus}
+#: Bumped when the shape of a cached row changes (older caches are rebuilt).
+CACHE_VERSION = 2
 
 
 def session_tips(repo: Repo) -> dict[str, dict[str, str]]:
     """``{session id: {timeline: tip oid}}`` read from the ref files."""
     out: dict[str, dict[str, str]] = {}
+    start = len(SESSIONS)
     for name, oid in read_refs(repo.path, (SESSIONS,)).items():
-        parsed = parse_timeline_ref(name)
-        if parsed:
-            out.setdefault(parsed[0], {})[parsed[1]] = oid
+        sid, sep, timeline = name[start:].partition("/")  # parse_timeline_ref, inlined: 10,000 calls
+        if not sep or not timeline or "/" in timeline:
+            continue
+        tls = out.get(sid)
+        if tls is None:
+            out[sid] = {timeline: oid}
+        else:
+            tls[timeline] = oid
     return out
 
 
@@ -43,7 +52,7 @@ def _row_from_tip(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
     commit = repo.git[tip]
     trailers = parse_trailers(commit.message)
     info = fmt.session_from_record(fmt.loads(commit.tree["session.json"].data, "session", f"of {sid}"))
-    return {
+    row = {
         "tip": tip,
         "name": info.name,
         "started_at": info.started_at,
@@ -55,12 +64,17 @@ def _row_from_tip(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
         "kind": trailers.get("Rewind-Kind", "session"),
         "exit": trailers.get("Rewind-Exit", "none"),
     }
+    if row["kind"] == "end":  # a closed session's status never changes: compute it once, here
+        status, code = status_from_tip(repo, sid, trailers)
+        row["status"], row["exit_code"] = status.value, code
+    return row
 
 
 def _summary(repo: Repo, sid: str, row: dict[str, Any], timelines: int) -> SessionSummary:
-    status, code = status_from_tip(
-        repo, sid, {"Rewind-Kind": row["kind"], "Rewind-Exit": row["exit"]}
-    )
+    if "status" in row:
+        status, code = _STATUS[row["status"]], row["exit_code"]
+    else:  # still open: recording (a live lease) or incomplete
+        status, code = status_from_tip(repo, sid, {"Rewind-Kind": row["kind"]})
     return SessionSummary(
         id=sid,
         name=row["name"],
@@ -86,7 +100,7 @@ def _load_cache(repo: Repo) -> dict[str, dict[str, Any]]:
         data = orjson.loads((repo.path / CACHE_FILE).read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
         return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+    if not isinstance(data, dict) or data.get("format") != CACHE_VERSION:
         return {}
     rows = data.get("rows")
     return rows if isinstance(rows, dict) else {}
@@ -98,7 +112,7 @@ def _save_cache(repo: Repo, rows: dict[str, dict[str, Any]]) -> None:
         target.parent.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".sessions.")
         with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps({"format": FORMAT_VERSION, "rows": rows}))
+            f.write(orjson.dumps({"format": CACHE_VERSION, "rows": rows}))
         os.replace(tmp, target)
     except OSError:
         pass  # a read-only repository still lists; it just is not cached
@@ -106,6 +120,20 @@ def _save_cache(repo: Repo, rows: dict[str, dict[str, Any]]) -> None:
 
 def list_sessions(repo: Repo, *, use_cache: bool = True) -> list[SessionSummary]:
     """Every session, newest first."""
+    import gc
+
+    # Tens of thousands of small dicts and rows, none of them cyclic: the cyclic
+    # collector would only re-scan them (about a fifth of the time on 10,000 sessions).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _list_sessions(repo, use_cache)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _list_sessions(repo: Repo, use_cache: bool) -> list[SessionSummary]:
     tips = session_tips(repo)
     cache = _load_cache(repo) if use_cache else {}
     rows: dict[str, dict[str, Any]] = {}

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from rewind_vcs.store.repo import Repo
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionSummary:
     """One row of ``rewind log``."""
 

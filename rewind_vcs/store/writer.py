@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from rewind_vcs.errors import ConflictError, RefError, RewindError
+from rewind_vcs.errors import ConflictError, FormatError, RefError, RewindError
 from rewind_vcs.store import format as fmt
 from rewind_vcs.store.records import EndInfo, Exchange, SessionInfo, StepInfo, StepStatus
 from rewind_vcs.store.redact import redact_headers, redact_path
@@ -87,8 +87,6 @@ def parse_trailers(message: str) -> dict[str, str]:
 
 def trailer_number(trailers: dict[str, str], key: str, kind: type = int, default: float = 0):
     """A numeric trailer; a malformed one means a damaged commit (FormatError), not a crash."""
-    from rewind_vcs.errors import FormatError
-
     raw = trailers.get(key)
     if raw is None:
         return kind(default)
