@@ -30,6 +30,11 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
         pass
 
 
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class ByteChannel(asyncio.Protocol):
     """Buffered reads, flow-controlled writes, and a callback when the peer is gone."""
 
@@ -46,6 +51,7 @@ class ByteChannel(asyncio.Protocol):
         #: Called once when the peer closes, resets, or half-closes the connection.
         self.on_gone: Callable[[], None] | None = None
         self._gone_signalled = False
+        self._held: bytes | None = None  # see write_soon()
 
     # asyncio.Protocol -------------------------------------------------------------
 
@@ -108,15 +114,24 @@ class ByteChannel(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    async def read(self) -> bytes:
-        """The next bytes from the peer; ``b""`` at EOF."""
+    async def read(self, timeout: float | None = None) -> bytes:
+        """The next bytes from the peer; ``b""`` at EOF.
+
+        With ``timeout``, raise :class:`TimeoutError` when nothing arrived for
+        that many seconds (one timer for the whole wait, none when bytes are
+        already buffered: cheaper than ``asyncio.timeout`` on the relay path).
+        """
         while not self._buffer and not self._eof:
-            waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
             self._read_waiter = waiter
+            timer = None if timeout is None else loop.call_later(timeout, _time_out, waiter)
             try:
                 await waiter
             finally:
                 self._read_waiter = None
+                if timer is not None:
+                    timer.cancel()
         return self.take()
 
     def _wake_reader(self) -> None:
@@ -136,6 +151,10 @@ class ByteChannel(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Write unless the connection is gone (writes to a dead transport are dropped)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
         if (
             data
             and not self.lost
@@ -144,22 +163,54 @@ class ByteChannel(asyncio.Protocol):
         ):
             self.transport.write(data)
 
-    async def drain(self) -> None:
-        """Wait while the peer is slow; raise ConnectionResetError once it is gone."""
+    def write_soon(self, data: bytes) -> None:
+        """Write ``data`` with the next :meth:`write`, or as soon as the running task yields.
+
+        A response head goes out together with the first body piece when that
+        piece is already at hand (one send instead of two), and alone, without
+        waiting for anything, when it is not: the flush is a ``call_soon``
+        callback, which runs as soon as the task awaits something not ready.
+        """
+        if self._held is None:
+            self._held = data
+            asyncio.get_running_loop().call_soon(self._flush_held)
+        else:
+            self._held += data
+
+    def _flush_held(self) -> None:
+        if self._held is not None:
+            self.write(b"")
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait while the peer is slow; raise ConnectionResetError once it is gone.
+
+        With ``timeout``, raise :class:`TimeoutError` if the peer did not read
+        enough within that many seconds.
+        """
         if self._write_paused and not self.lost:
-            waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
             self._drain_waiter = waiter
-            await waiter
+            timer = None if timeout is None else loop.call_later(timeout, _time_out, waiter)
+            try:
+                await waiter
+            finally:
+                if self._drain_waiter is waiter:
+                    self._drain_waiter = None
+                if timer is not None:
+                    timer.cancel()
         if self.lost or self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("connection lost")
 
     # closing ----------------------------------------------------------------------
 
     def close(self) -> None:
+        self._flush_held()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def abort(self) -> None:
         """Close at once, discarding unsent data (a TCP reset for plain sockets)."""
+        self._flush_held()
         if self.transport is not None:
             self.transport.abort()

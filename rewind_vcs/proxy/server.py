@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -51,6 +52,13 @@ T = TypeVar("T")
 _MAX_HEAD = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SELF_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+# h11's own header rules (h11/_abnf.py), to check a response head we write ourselves.
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+_CONTENT_LENGTH = re.compile(rb"[0-9]+")
+_NO_BODY_STATUS = frozenset({204, 304})
+_CHUNKED_LINE = b"Transfer-Encoding: chunked\r\n"
 
 
 class _ClientGone(Exception):
@@ -477,7 +485,7 @@ class ProxyServer:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _transport, upstream = await loop.create_connection(ByteChannel, host, port)
-        except (OSError, TimeoutError) as e:
+        except (OSError, TimeoutError, UnicodeError) as e:  # UnicodeError: a host name idna refuses
             self._refuse(ch, conn, 502, f"cannot connect to {host}:{port}: {e}")
             return
         try:
@@ -515,22 +523,38 @@ class ProxyServer:
         except h11.RemoteProtocolError as e:
             self._refuse(ch, conn, e.error_status_hint, f"malformed request body: {e}")
             return False
-        raw_headers: Headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()
-        ]
+        headers: Headers = []
+        span = session_tag = None
+        # A plain exchange (HTTP/1.1, keep-alive, a method whose response has a body
+        # framed by its headers) lets _send_response write the response head itself.
+        plain = event.http_version == b"1.1" and method != "HEAD"
+        for raw_name, raw_value in event.headers.raw_items():
+            name = raw_name.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            lower = name.lower()
+            if lower.startswith(REWIND_PREFIX):
+                if lower == "x-rewind-span":
+                    span = value
+                elif lower == "x-rewind-session":
+                    session_tag = value
+                continue
+            if lower == "connection":
+                plain = False
+            headers.append((name, value))
         handler: Handler = self.handler
         route: Route | None
         if tunnel is not None:
             route = self.routes.for_host("https", tunnel[0], tunnel[1], target)
             scheme = "https"
         elif target[:8].lower().startswith(("http://", "https://")):
-            parts = urlsplit(target)
-            scheme = parts.scheme.lower()
-            try:
+            try:  # urlsplit and .hostname raise ValueError on a broken IPv6 literal
+                parts = urlsplit(target)
+                scheme = parts.scheme.lower()
+                hostname = parts.hostname
                 port = parts.port or _DEFAULT_PORTS[scheme]
             except ValueError:
-                port = 0
-            if not parts.hostname or not port:
+                hostname, port = None, 0
+            if not hostname or not port:
                 self._refuse(ch, conn, 400, f"bad request target {target!r}")
                 return False
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -552,19 +576,8 @@ class ProxyServer:
                 "unknown_route",
                 "Not Found",
             )
-            return await self._send_response(ch, conn, response)
+            return await self._send_response(ch, conn, response, plain)
 
-        headers: Headers = []
-        span = session_tag = None
-        for name, value in raw_headers:
-            lower = name.lower()
-            if lower.startswith(REWIND_PREFIX):
-                if lower == "x-rewind-span":
-                    span = value
-                elif lower == "x-rewind-session":
-                    session_tag = value
-                continue
-            headers.append((name, value))
         request = ProxyRequest(
             method=method,
             scheme=scheme,
@@ -583,13 +596,13 @@ class ProxyServer:
             response = await self._while_client_present(
                 ch, functools.partial(handler.handle, request)
             )
-        except CloseConnection:
+        except (CloseConnection, _ClientGone):  # a network-like failure, or the client left
             ch.close()
             return False
         except Exception as e:
             self._report(f"the handler failed on {method} {route.path}: {type(e).__name__}: {e}")
             response = error_response(502, f"rewind proxy: {e}", "proxy_error", "Bad Gateway")
-        return await self._send_response(ch, conn, response)
+        return await self._send_response(ch, conn, response, plain)
 
     async def _while_client_present(
         self, ch: _ClientConnection, start: Callable[[], Awaitable[T]]
@@ -617,7 +630,11 @@ class ProxyServer:
                     task.uncancel()
 
     async def _send_response(
-        self, ch: _ClientConnection, conn: h11.Connection, response: ProxyResponse
+        self,
+        ch: _ClientConnection,
+        conn: h11.Connection,
+        response: ProxyResponse,
+        plain: bool = False,
     ) -> bool:
         """Relay a response, one client write per chunk; True if it was delivered whole."""
         delivered = False
@@ -627,15 +644,16 @@ class ProxyServer:
                 (k.encode("latin-1"), v.encode("latin-1"))
                 for k, v in client_headers(response.headers)
             ]
-            ch.write(
-                conn.send(
-                    h11.Response(
-                        status_code=response.status,
-                        headers=headers,
-                        reason=response.reason.encode("latin-1"),
-                    )
+            reason = response.reason.encode("latin-1")
+            written = _plain_head(conn, response.status, reason, headers) if plain else None
+            if written is None:
+                chunked = False
+                head = conn.send(
+                    h11.Response(status_code=response.status, headers=headers, reason=reason)
                 )
-            )
+            else:
+                head, chunked = written
+            ch.write_soon(head)  # with the first body piece if that is already here
             next_chunk = body.__anext__
             while True:
                 try:
@@ -643,7 +661,10 @@ class ProxyServer:
                 except StopAsyncIteration:
                     break
                 if data:
-                    ch.write(conn.send(h11.Data(data=data)))
+                    if chunked:  # h11's chunked framing, without its per-event machinery
+                        ch.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    else:
+                        ch.write(conn.send(h11.Data(data=data)))
                     await ch.drain()
             ch.write(conn.send(h11.EndOfMessage()))
             delivered = not ch.lost
@@ -671,6 +692,43 @@ class ProxyServer:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _plain_head(
+    conn: h11.Connection, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[bytes, bool] | None:
+    """The bytes h11 would write for this response head and whether the body is chunked.
+
+    None lets h11 write the head.
+
+    Only for a plain exchange (see ``_request``) and a head h11 would send
+    unchanged but for its framing: valid names and values, no Host, at most one
+    simple Content-Length, no Transfer-Encoding or Connection. h11 still gets a
+    Response event carrying just the framing headers, so its state machine and
+    body writer (Content-Length checks, chunked framing) work as before; what
+    this skips is h11 validating and copying every header once more. A chunked
+    body's pieces can then be framed directly too (h11 keeps no state for them).
+    """
+    if type(status) is not int or not 200 <= status < 1000 or status in _NO_BODY_STATUS:
+        return None
+    framing: list[tuple[bytes, bytes]] = []
+    lines: list[bytes] = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    for name, value in headers:
+        if _FIELD_NAME.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+            return None
+        lower = name.lower()
+        if lower == b"content-length":
+            if framing or _CONTENT_LENGTH.fullmatch(value) is None:
+                return None
+            framing.append((name, value))
+        elif lower in (b"host", b"transfer-encoding", b"connection"):
+            return None
+        lines.append(b"%s: %s\r\n" % (name, value))
+    conn.send(h11.Response(status_code=status, headers=framing, reason=reason))
+    if not framing:
+        lines.append(_CHUNKED_LINE)
+    lines.append(b"\r\n")
+    return b"".join(lines), not framing
 
 
 async def _pump(source: ByteChannel, sink: ByteChannel) -> None:

@@ -287,13 +287,16 @@ class UpstreamPool:
         ch = conn.channel
         where = f"{conn.key[1]}:{conn.key[2]}"
         try:
-            ch.write(h.send(h11.Request(method=method, target=path, headers=headers)))
+            # One write (one send, one segment) for the whole request: head, body and end.
+            # latin-1 both ways: HTTP/1.1 header values may hold obs-text bytes (h11 would encode
+            # str as ASCII and fail); the server decoded them as latin-1, so this is exact.
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+            pieces = [h.send(h11.Request(method=method, target=path, headers=raw))]
             if body:
-                for piece in h.send_with_data_passthrough(h11.Data(data=body)):
-                    ch.write(piece)
-            ch.write(h.send(h11.EndOfMessage()))
-            async with asyncio.timeout(read_timeout):
-                await ch.drain()
+                pieces.extend(h.send_with_data_passthrough(h11.Data(data=body)))
+            pieces.append(h.send(h11.EndOfMessage()))
+            ch.write(b"".join(pieces))
+            await ch.drain(read_timeout)
         except (ConnectionError, OSError) as e:
             raise _Stale(
                 f"{where} closed the connection before the request was sent ({e})"
@@ -344,8 +347,7 @@ class UpstreamPool:
     @staticmethod
     async def _read(ch: ByteChannel, read_timeout: float, where: str, waiting_for: str) -> bytes:
         try:
-            async with asyncio.timeout(read_timeout):
-                data = await ch.read()
+            data = await ch.read(read_timeout)
         except TimeoutError:
             raise UpstreamTransportError(
                 TransportError.TIMEOUT,

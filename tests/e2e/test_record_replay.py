@@ -167,6 +167,9 @@ def test_latency_recorded_replays_at_the_recorded_pace(workdir, fake):
     t_paced = time.perf_counter() - t0
     assert fast.returncode == 0 and paced.returncode == 0, paced.stderr
     assert paced.stdout == fast.stdout == rec.stdout
-    assert t_paced - t_fast >= 0.8 * recorded  # the recorded inter-chunk timing was kept
+    # the recorded inter-chunk timing was kept: paced, the replay cannot take less than the
+    # recorded calls did (a bound that machine load can only make easier to meet)
+    assert t_paced >= 0.9 * recorded
+    assert t_paced > t_fast
     bad = run_rewind(["replay", "slow", "--latency", "warp"], workdir, offline_env())
     assert bad.returncode != 0 and "bad --latency 'warp'" in bad.stderr and "Traceback" not in bad.stderr

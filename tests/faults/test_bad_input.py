@@ -256,11 +256,6 @@ def test_any_bytes_from_a_client_never_crash_the_proxy(fuzz_target, data):
     assert status_of(answer) is not None, (data, answer[:200])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an absolute-form target with a broken IPv6 literal makes urlsplit raise ValueError in "
-    "rewind_vcs/proxy/server.py ProxyServer._request (parts.hostname raises it too, for '[zz]'), outside any "
-    "try: the server's catch-all reports 'proxy connection failed: ValueError: ...' and resets the "
-    "client instead of answering 400"))
 @pytest.mark.parametrize("target", [b"http://[::1/v1/chat/completions", b"http://[zz]:80/v1/chat/completions"])
 def test_absolute_form_with_a_broken_ipv6_host_is_a_400(live_proxy, target):
     proxy = live_proxy()
@@ -269,10 +264,6 @@ def test_absolute_form_with_a_broken_ipv6_host_is_a_400(live_proxy, target):
     assert proxy.crashes() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CONNECT to a host name with a DNS label over 63 characters: loop.create_connection raises "
-    "UnicodeError (the idna codec) in rewind_vcs/proxy/server.py ProxyServer._tunnel_blind, which "
-    "catches only OSError/TimeoutError, so the client is reset instead of getting a 400/502"))
 def test_connect_to_an_impossible_host_name_is_refused_cleanly(live_proxy):
     proxy = live_proxy()
     answer, closed = raw(proxy.port, b"CONNECT " + b"a" * 64 + b".example:443 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -280,11 +271,6 @@ def test_connect_to_an_impossible_host_name_is_refused_cleanly(live_proxy):
     assert proxy.crashes() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a request header value with a non-ASCII (obs-text, latin-1) byte is legal HTTP/1.1 and h11 "
-    "accepts it from the client, but rewind_vcs/proxy/upstream.py builds h11.Request(headers=...) "
-    "from str values, which h11 encodes as ASCII: UnicodeEncodeError, and the client gets a 502. "
-    "Encode names and values as latin-1 bytes before h11.Request"))
 def test_a_non_ascii_header_value_is_forwarded_and_recorded(live_proxy):
     with FakeLLM() as fake:
         proxy = live_proxy({"openai": fake.url})
