@@ -51,7 +51,7 @@ class SessionSummary:
             "tokens": self.tokens,
             "cost_usd": round(self.cost_usd, 6),
             "errors": self.errors,
-            "status": self.status.value,
+            "status": self.status._value_,  # not .value: enum's property costs 2 µs x 10,000 rows
             "timelines": self.timelines,
             "command": self.command,
             "exit_code": self.exit_code,
