@@ -22,22 +22,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rewind_vcs.demo.research_agent import SEARCH_TOOL
 from rewind_vcs.providers import step_info
 from rewind_vcs.store.records import EndInfo, Exchange, TransportError
 from tests.providers.builders import exchange, request, response, sse_body
 
-SEARCH_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "search",
-        "description": "Search an index of recent statistics. Returns one sourced fact.",
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string", "description": "what to look up"}},
-            "required": ["query"],
-        },
-    },
-}
 FRESH_FACT = ("About 17 million electric cars were sold worldwide in 2024, more than one in five new "
               "cars sold (IEA, Global EV Outlook 2025).")
 STALE_FACT = "About 2.1 million electric cars were sold worldwide in 2019 (IEA, Global EV Outlook 2020)."
