@@ -36,15 +36,11 @@ def show(value: Any, width: int = WIDTH) -> str:
 
 def show_pair(old: Any, new: Any, width: int = WIDTH) -> tuple[str, str]:
     """Both values; two long strings from the point where they start to differ."""
-    if isinstance(old, str) and isinstance(new, str):
-        prefix = 0
-        for x, y in zip(old, new, strict=False):
-            if x != y:
-                break
-            prefix += 1
-        if prefix > 20:
-            start = prefix - 10
-            return "…" + show(old[start:], width), "…" + show(new[start:], width)
+    from rewind_vcs.providers.matching import difference_window
+
+    start = difference_window(old, new)
+    if start:
+        return "…" + show(old[start:], width), "…" + show(new[start:], width)
     return show(old, width), show(new, width)
 
 

@@ -182,17 +182,23 @@ def _first_difference(a: Any, b: Any, path: str) -> tuple[str, Any, Any]:
     return path.lstrip("."), a, b
 
 
+def difference_window(old: Any, new: Any) -> int:
+    """Where to start showing two long strings so their first difference is in view (0: from the start)."""
+    if not (isinstance(old, str) and isinstance(new, str)):
+        return 0
+    prefix = 0
+    for x, y in zip(old, new, strict=False):
+        if x != y:
+            break
+        prefix += 1
+    return prefix - 10 if prefix > 20 else 0
+
+
 def _pair(name: str, old: Any, new: Any) -> FieldDiff:
     """Short renderings; for two long strings, the window where they start to differ."""
-    if isinstance(old, str) and isinstance(new, str):
-        prefix = 0
-        for x, y in zip(old, new, strict=False):
-            if x != y:
-                break
-            prefix += 1
-        if prefix > 20:
-            start = prefix - 10
-            return FieldDiff(name, "…" + _show(old[start:]), "…" + _show(new[start:]))
+    start = difference_window(old, new)
+    if start:
+        return FieldDiff(name, "…" + _show(old[start:]), "…" + _show(new[start:]))
     return FieldDiff(name, _show(old), _show(new))
 
 
