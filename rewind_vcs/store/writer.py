@@ -154,6 +154,9 @@ class SessionWriter:
         except (ValueError, OSError) as exc:
             lease.release()
             raise ConflictError(f"could not create session {sid}: {exc}") from None
+        from rewind_vcs.store.arrivals import Origin, note_arrivals
+
+        note_arrivals(repo.path, [sid], Origin.LOCAL)
         return cls(repo, sid, MAIN, str(root), blob, 0, (0, 0.0, 0), lease)
 
     @classmethod
