@@ -1,6 +1,6 @@
 """The import direction written in docs/ARCHITECTURE.md, enforced with ``ast``.
 
-cli -> analysis / share / integrations / demo -> proxy -> providers -> store -> errors
+cli -> analysis / share / integrations / demo -> proxy -> providers -> transfer -> store -> errors
 
 A module may import its own package and anything below it, never above.
 Only the CLI prints, parses arguments or reads the environment.
@@ -16,13 +16,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rewind_vcs"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "store": {"errors"},
-    "providers": {"store", "errors"},
-    "proxy": {"providers", "store", "errors"},
-    "analysis": {"proxy", "providers", "store", "errors"},
-    "integrations": {"analysis", "proxy", "providers", "store", "errors"},
-    "share": {"analysis", "proxy", "providers", "store", "errors"},
-    "demo": {"proxy", "providers", "store", "errors"},
-    "cli": {"analysis", "share", "integrations", "demo", "proxy", "providers", "store", "errors"},
+    "transfer": {"store", "errors"},
+    "providers": {"transfer", "store", "errors"},
+    "proxy": {"providers", "transfer", "store", "errors"},
+    "analysis": {"proxy", "providers", "transfer", "store", "errors"},
+    "integrations": {"analysis", "proxy", "providers", "transfer", "store", "errors"},
+    "share": {"analysis", "proxy", "providers", "transfer", "store", "errors"},
+    "demo": {"proxy", "providers", "transfer", "store", "errors"},
+    "cli": {"analysis", "share", "integrations", "demo", "proxy", "providers", "transfer", "store", "errors"},
 }
 #: User programs shipped in the package (the demo's agent), which may read env and print.
 USER_PROGRAMS = {"demo/research_agent.py"}

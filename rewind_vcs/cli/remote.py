@@ -1,6 +1,6 @@
 """Remotes, the git way: ``remote add|remove|list``, ``push``, ``fetch``, ``pull``, ``clone``.
 
-The library (rewind_vcs.store.remote) does the work; this module reads the
+The library (rewind_vcs.transfer) does the work; this module reads the
 credentials from the environment (``REWIND_GIT_TOKEN`` or ``GIT_TOKEN``,
 ``REWIND_GIT_USERNAME``, the ssh agent, default ssh keys, git's credential
 helpers), draws progress bars when stderr is a terminal, and prints git's
@@ -22,7 +22,8 @@ import typer
 from rewind_vcs.cli.common import err_console, info, open_repo, print_json
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.remote import Credentials, Progress, TransferResult
+    from rewind_vcs.transfer.gitnet import Credentials, Progress
+    from rewind_vcs.transfer.refupdate import TransferResult
 
 #: Per-ref lines shown before "... and N more" (a first clone of a big team remote has thousands).
 MAX_LINES = 20
@@ -63,7 +64,7 @@ def remote_add(
     url: str = typer.Argument(..., help="A path, file://, git://, ssh://, user@host:path or https:// URL."),
 ) -> None:
     """Add a remote (a bare repository on a git host, a shared path, a teammate's project)."""
-    from rewind_vcs.store.remote import add_remote
+    from rewind_vcs.transfer.remotes import add_remote
 
     added = add_remote(open_repo(), name, url)
     info(f"Added remote '{added.name}' ({added.url})")
@@ -71,7 +72,7 @@ def remote_add(
 
 def remote_remove(name: str = typer.Argument(..., help="Remote name.")) -> None:
     """Remove a remote (its sessions stay: they are this repository's too)."""
-    from rewind_vcs.store.remote import remove_remote
+    from rewind_vcs.transfer.remotes import remove_remote
 
     remove_remote(open_repo(), name)
     info(f"Removed remote '{name}'")
@@ -79,7 +80,7 @@ def remote_remove(name: str = typer.Argument(..., help="Remote name.")) -> None:
 
 def remote_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The configured remotes and their URLs."""
-    from rewind_vcs.store.remote import list_remotes
+    from rewind_vcs.transfer.remotes import list_remotes
 
     remotes = list_remotes(open_repo())
     if as_json:
@@ -104,11 +105,12 @@ def push(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Push sessions, timelines, tags, baselines and notes to a remote; the pre-push hook may veto."""
-    from rewind_vcs.store import remote as rm
+    from rewind_vcs.transfer.push import push as push_to
+    from rewind_vcs.transfer.remotes import default_remote_name
 
     repo = open_repo()
     with _progress() as progress:
-        result = rm.push(repo, remote or rm.default_remote_name(repo), refs or (), force=force,
+        result = push_to(repo, remote or default_remote_name(repo), refs or (), force=force,
                          credentials=credentials(), progress=progress)
     _report(result, "To", as_json, nothing="Everything up-to-date")
 
@@ -138,8 +140,8 @@ def clone(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Make DIR/.rewind with 'origin' set to URL and fetch every session, as 'git clone' does."""
-    from rewind_vcs.store.remote import clone as clone_repo
-    from rewind_vcs.store.remote import default_clone_directory
+    from rewind_vcs.transfer.fetch import clone as clone_repo
+    from rewind_vcs.transfer.remotes import default_clone_directory
 
     target = Path(directory or default_clone_directory(url))
     with _progress() as progress:
@@ -147,6 +149,7 @@ def clone(
     result = done.fetch
     if as_json:
         print_json({"path": str(done.repo.path), **result.to_json()})
+    _warn_skipped(result)
     sessions = len(done.repo.session_ids())
     _say(f"Cloned {url} into {target / '.rewind'}: {sessions} sessions, {len(result.updates)} refs, "
          f"{_size(result.bytes)}")
@@ -157,11 +160,12 @@ def clone(
 
 
 def _fetch(remote: str | None, force: bool, as_json: bool, nothing: str | None) -> None:
-    from rewind_vcs.store import remote as rm
+    from rewind_vcs.transfer.fetch import fetch as fetch_from
+    from rewind_vcs.transfer.remotes import default_remote_name
 
     repo = open_repo()
     with _progress() as progress:
-        result = rm.fetch(repo, remote or rm.default_remote_name(repo), force=force, credentials=credentials(),
+        result = fetch_from(repo, remote or default_remote_name(repo), force=force, credentials=credentials(),
                           progress=progress)
     _report(result, "From", as_json, nothing=nothing)
 
@@ -172,7 +176,7 @@ def _fetch(remote: str | None, force: bool, as_json: bool, nothing: str | None) 
 def credentials() -> Credentials:
     """Credentials as git users expect them: a token in the environment, the ssh agent, default keys,
     git's credential helpers (which may prompt on a terminal, as git does)."""
-    from rewind_vcs.store.remote import Credentials
+    from rewind_vcs.transfer.gitnet import Credentials
 
     home = Path.home() / ".ssh"
     keys = tuple(home / k for k in _SSH_KEYS if (home / k).is_file() and (home / f"{k}.pub").is_file())
@@ -209,25 +213,32 @@ def _progress() -> Iterator[Callable[[Progress], None] | None]:
     if not con.is_terminal:
         yield None
         return
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+    from rich.markup import escape
+    from rich.progress import BarColumn, SpinnerColumn, TaskID, TextColumn
+    from rich.progress import (
+        Progress as Bars,  # not the library's Progress, which update() receives
+    )
 
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                   TextColumn("{task.fields[count]}"), console=con, transient=True)
-    state: dict[str, object] = {"phase": None, "task": None}
+    from rewind_vcs.transfer.incoming import visible
+
+    bar = Bars(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.fields[count]}"), console=con, transient=True)
+    current: dict[str, TaskID] = {}
+    phase: list[str] = []
 
     def update(p: Progress) -> None:
         text = _PHASE_TEXT.get(p.phase.value, p.phase.value)
-        if p.message:
-            text = p.message.replace("\r", " ").strip()[:60] or text
-        if p.phase != state["phase"]:
-            if state["task"] is not None:
-                bar.update(state["task"], visible=False)
-            state["phase"] = p.phase
-            state["task"] = bar.add_task(text, total=p.total, count="")
+        if p.message:  # the server's own words: never markup, never control characters
+            text = escape(visible(p.message.replace("\r", " ").strip(), 60)) or text
+        if p.phase.value not in phase[-1:]:
+            if "task" in current:
+                bar.update(current["task"], visible=False)
+            phase.append(p.phase.value)
+            current["task"] = bar.add_task(text, total=p.total, count="")
         count = f"{p.done}/{p.total}" if p.total else ""
         if p.bytes:
             count += f"  {_size(p.bytes)}"
-        bar.update(state["task"], description=text, completed=p.done, total=p.total, count=count)
+        bar.update(current["task"], description=text, completed=p.done, total=p.total, count=count)
 
     with bar:
         yield update
@@ -237,6 +248,7 @@ def _report(result: TransferResult, word: str, as_json: bool, nothing: str | Non
     """git's per-ref lines on stderr (JSON on stdout with --json), then fail on any rejected ref."""
     if as_json:
         print_json(result.to_json())
+    _warn_skipped(result)
     changed, rejected = result.changed, result.rejected
     if changed or len(rejected) > 1:  # a single rejection is the error line itself
         _say(f"{word} {result.url}")
@@ -257,6 +269,14 @@ def _report(result: TransferResult, word: str, as_json: bool, nothing: str | Non
     result.check()
 
 
+def _warn_skipped(result: TransferResult) -> None:
+    """One line per ref or session not taken (already made visible by the library), as git warns."""
+    for skip in result.skipped[:MAX_LINES]:
+        _say(f"warning: {skip.line()}")
+    if len(result.skipped) > MAX_LINES:
+        _say(f"warning: ... and {len(result.skipped) - MAX_LINES} more skipped (see --json)")
+
+
 def _say(line: str) -> None:
     from rich.markup import escape
 
@@ -264,8 +284,9 @@ def _say(line: str) -> None:
 
 
 def _size(n: int) -> str:
+    size = float(n)
     for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
+        if size < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
     return f"{n} bytes"

@@ -12,7 +12,7 @@ import typer
 from rewind_vcs.cli.common import err_console, info, open_repo, print_json
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.rwfile import ProgressFn
+    from rewind_vcs.transfer.rwformat import ProgressFn
 
 
 def register(app: typer.Typer) -> None:
@@ -21,10 +21,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _size(n: int) -> str:
+    size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
+        if size < 1024 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
     return f"{n} B"
 
 
@@ -35,13 +36,22 @@ def _progress() -> Iterator[ProgressFn | None]:
     if not console.is_terminal:
         yield None
         return
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskID,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from rewind_vcs.transfer.rwformat import Stage
 
     bars = Progress(TextColumn("{task.description:<20}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                     console=console, transient=True)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
-    def update(stage, done: int, total: int) -> None:
+    def update(stage: Stage, done: int, total: int) -> None:
         name = str(stage)
         if name not in tasks:
             tasks[name] = bars.add_task(name, total=total or None)
@@ -59,7 +69,7 @@ def export(
 ) -> None:
     """Write sessions (all their timelines, and the tags pointing into them) to one .rw file."""
     from rewind_vcs.errors import ConfigError
-    from rewind_vcs.store.rwfile import export_rw
+    from rewind_vcs.transfer.rwexport import export_rw
 
     if refs and all_refs:
         raise ConfigError("give sessions to export or --all, not both")
@@ -85,8 +95,11 @@ def import_(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
     """Import the sessions of a .rw file (verified in full first; existing refs are never moved)."""
-    from rewind_vcs.errors import ConflictError, NotARepositoryError
-    from rewind_vcs.store.rwfile import apply_rw, load_rw
+    from rich.markup import escape
+
+    from rewind_vcs.errors import ConflictError, FormatError, NotARepositoryError
+    from rewind_vcs.transfer.incoming import visible
+    from rewind_vcs.transfer.rwimport import apply_rw, load_rw
 
     with _progress() as progress:
         rw = load_rw(file, progress)  # every check, before any repository is opened
@@ -102,7 +115,7 @@ def import_(
         result = apply_rw(repo, rw, dry_run=dry_run, progress=progress)
     if as_json:
         print_json(result.to_json())
-    names = ", ".join(s.name or s.id for s in rw.manifest.sessions)
+    names = escape(", ".join(visible(s.name or s.id, 40) for s in rw.manifest.sessions))
     n = len(rw.manifest.sessions)
     what = f"{n} session{'s' * (n != 1)}" + (f" ({names})" if names else "")
     if dry_run:
@@ -116,11 +129,19 @@ def import_(
                 if len(result.refs) > len(result.created) + len(result.conflicts) else ""))
     else:
         info(f"Already imported: {file} changes nothing here ({what}, {len(result.refs)} refs already present)")
+    for skip in result.skipped:
+        info(f"[yellow]warning:[/yellow] {escape(skip.line())}")
     for conflict in result.conflicts:
-        info(f"[yellow]conflict:[/yellow] {conflict.reason}; left as it is")
+        info(f"[yellow]conflict:[/yellow] {escape(visible(conflict.reason, 300))}; left as it is")
     if result.conflicts:
         raise ConflictError(
             f"{len(result.conflicts)} ref{'s' * (len(result.conflicts) != 1)} of {file} conflict with this "
             "repository and were not changed",
             hint="rename or delete the local refs (e.g. 'rewind tag -d NAME') and import again",
+        )
+    if result.skipped:
+        raise FormatError(
+            f"{len(result.skipped)} session{'s' * (len(result.skipped) != 1)} or refs of {file} were skipped "
+            "(see the warnings above)",
+            hint="the rest was imported" if result.changed else "nothing else was in the file",
         )

@@ -41,7 +41,7 @@ def parse_timeline_ref(name: str) -> tuple[str, str] | None:
 
 
 def valid_timeline_name(name: str) -> bool:
-    return bool(_TIMELINE_RE.match(name)) and not name.endswith(".lock") and ".." not in name
+    return bool(_TIMELINE_RE.fullmatch(name)) and not name.endswith(".lock") and ".." not in name
 
 
 def valid_tag_name(name: str) -> bool:

@@ -11,12 +11,14 @@ from pathlib import Path
 import pygit2
 
 from rewind_vcs.demo.run import run_demo
-from rewind_vcs.store import remote as rm
 from rewind_vcs.store.repo import Repo
+from rewind_vcs.transfer.fetch import clone as clone_
+from rewind_vcs.transfer.push import push as push_
+from rewind_vcs.transfer.remotes import add_remote
 from tests import factories
 from tests.e2e.conftest import offline_env, run_rewind
-from tests.store import test_remote as store_tests
-from tests.store.test_remote import assert_fsck, bare, fork, shared_refs
+from tests.transfer import test_remote as store_tests
+from tests.transfer.test_remote import assert_fsck, bare, fork, shared_refs
 
 git_daemon = store_tests.git_daemon  # the loopback servers' fixtures, shared with the library's tests
 git_http = store_tests.git_http
@@ -44,7 +46,7 @@ def test_demo_pushed_over_git_daemon_cloned_and_replayed_offline(tmp_path, git_d
     a = Repo.init(a_dir)
     run_demo(a, python=sys.executable, env=os.environ)
     url = git_daemon.bare("team.git")
-    rm.add_remote(a, "origin", url)
+    add_remote(a, "origin", url)
     pushed = rewind("push", cwd=a_dir, check=True)
     assert f"To {url}" in pushed.stderr and pushed.stderr.count("[new session]") == 2
     assert "[new tag]" in pushed.stderr and "\x1b" not in pushed.stderr  # no progress bar off a terminal
@@ -87,12 +89,12 @@ def test_diverged_timeline_refused_with_gits_message_until_force(tmp_path, git_d
     url = git_daemon.bare("team.git")
     a = Repo.init(tmp_path / "a")
     sid = factories.write_session(a, 3, name="shared")
-    rm.add_remote(a, "origin", url)
-    rm.push(a).check()
-    b = rm.clone(url, tmp_path / "b").repo
+    add_remote(a, "origin", url)
+    push_(a).check()
+    b = clone_(url, tmp_path / "b").repo
     fork(a, sid, "try", "alice's idea")
     mine = fork(b, sid, "try", "bob's idea")
-    rm.push(a).check()
+    push_(a).check()
 
     expected = (f"rewind: ! [rejected] refs/sessions/{sid}/try (non-fast-forward); "
                 "fetch first or use --force")
@@ -111,8 +113,8 @@ def test_diverged_timeline_refused_with_gits_message_until_force(tmp_path, git_d
 
 def test_two_clones_push_different_sessions_and_pull(tmp_path, git_daemon, rewind):
     url = git_daemon.bare("team.git")
-    b = rm.clone(url, tmp_path / "b").repo
-    c = rm.clone(url, tmp_path / "c").repo
+    b = clone_(url, tmp_path / "b").repo
+    c = clone_(url, tmp_path / "c").repo
     sb = factories.write_session(b, 2, name="bob")
     sc = factories.write_session(c, 2, name="carol")
     rewind("push", cwd=b.workdir, check=True)
@@ -198,11 +200,11 @@ def test_a_push_that_is_behind_says_so_and_succeeds(tmp_path, rewind):
     a = Repo.init(tmp_path / "a")
     w = a.create_session(name="long", command=["agent"])
     w.append(factories.exchange("one"), factories.info())
-    rm.push(a, str(remote_dir)).check()  # pushed while still recording
-    b = rm.clone(str(remote_dir), tmp_path / "b").repo
+    push_(a, str(remote_dir)).check()  # pushed while still recording
+    b = clone_(str(remote_dir), tmp_path / "b").repo
     w.append(factories.exchange("two"), factories.info())
     w.finish(EndInfo(exit_code=0))
-    rm.push(a, str(remote_dir)).check()
+    push_(a, str(remote_dir)).check()
     out = rewind("push", cwd=b.workdir, check=True).stderr.splitlines()
     assert out == ["Everything up-to-date",
                    f"note: 1 refs on {remote_dir} are ahead of this repository; 'rewind fetch' takes them"]

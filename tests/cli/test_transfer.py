@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from rewind_vcs.demo.run import run_demo
-from rewind_vcs.store import rwfile
 from rewind_vcs.store.repo import Repo
 from tests.e2e.conftest import offline_env, run_rewind
+from tests.transfer import rw as rwfile
 
 
 def snapshot(rewind_dir: Path) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Property tests where a fault could hide: match keys, the ref resolver, the ``.rw`` reader.
 
-What tests/providers, tests/store/test_resolve.py and tests/store/test_rwfile.py
+What tests/providers, tests/store/test_resolve.py and tests/transfer/test_rwfile.py
 already cover (SSE chunking, example-based match keys, id prefixes, single
 byte flips and truncations of a ``.rw`` file) is not repeated here:
 
@@ -35,13 +35,14 @@ from hypothesis import strategies as st
 
 from rewind_vcs.errors import FormatError, RefError, RewindError
 from rewind_vcs.providers import match_key
-from rewind_vcs.store import packfile, rwfile
 from rewind_vcs.store.records import EndInfo, Request
 from rewind_vcs.store.refs import timeline_ref
 from rewind_vcs.store.repo import Repo
 from rewind_vcs.store.resolve import Target
 from rewind_vcs.store.writer import SessionWriter, parse_trailers
+from rewind_vcs.transfer import packfile
 from tests import factories
+from tests.transfer import rw as rwfile
 
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -22,11 +22,25 @@ import pygit2
 import pytest
 
 from rewind_vcs.errors import RemoteError
-from rewind_vcs.store import remote as rm
 from rewind_vcs.store.records import EndInfo
 from rewind_vcs.store.refs import read_refs
 from rewind_vcs.store.repo import Repo
 from rewind_vcs.store.writer import SessionWriter
+from rewind_vcs.transfer.fetch import LOCAL_TAG, _flat_notes
+from rewind_vcs.transfer.fetch import clone as clone_
+from rewind_vcs.transfer.fetch import fetch as fetch_
+from rewind_vcs.transfer.gitnet import Credentials, Phase, Progress
+from rewind_vcs.transfer.incoming import SHARED_PREFIXES
+from rewind_vcs.transfer.push import push as push_
+from rewind_vcs.transfer.refupdate import REFSPECS, RefStatus
+from rewind_vcs.transfer.remotes import (
+    RemoteInfo,
+    add_remote,
+    default_clone_directory,
+    get_remote,
+    list_remotes,
+    remove_remote,
+)
 from tests import factories
 from tests.conftest import git_fsck
 
@@ -192,7 +206,7 @@ def git_http(tmp_path) -> Iterator[GitHTTP]:
 
 
 def shared_refs(git_dir: Path) -> dict[str, str]:
-    return read_refs(git_dir, rm.SHARED_PREFIXES)
+    return read_refs(git_dir, SHARED_PREFIXES)
 
 
 def fork(repo: Repo, sid: str, name: str, text: str, at_step: int = 1) -> str:
@@ -226,31 +240,31 @@ def seeded(path: Path) -> tuple[Repo, list[str]]:
 
 
 def test_remote_add_list_remove_with_rewinds_refspecs(repo, tmp_path):
-    info = rm.add_remote(repo, "origin", "git://example.org/team.git")
-    assert info == rm.RemoteInfo("origin", "git://example.org/team.git")
+    info = add_remote(repo, "origin", "git://example.org/team.git")
+    assert info == RemoteInfo("origin", "git://example.org/team.git")
     got = repo.git.remotes["origin"]
-    assert got.fetch_refspecs == list(rm.REFSPECS) and got.push_refspecs == list(rm.REFSPECS)
+    assert got.fetch_refspecs == list(REFSPECS) and got.push_refspecs == list(REFSPECS)
     assert repo.git.config["remote.origin.tagOpt"] == "--no-tags"
     Repo.open(repo.path)  # still a rewind repository: its config parses with the remote in it
     # a plain path is stored absolute, so the remote works from any directory
     rel = os.path.relpath(tmp_path / "elsewhere.git")
-    assert rm.add_remote(repo, "mirror", rel).url == str((tmp_path / "elsewhere.git").absolute())
-    assert [r.name for r in rm.list_remotes(repo)] == ["mirror", "origin"]
+    assert add_remote(repo, "mirror", rel).url == str((tmp_path / "elsewhere.git").absolute())
+    assert [r.name for r in list_remotes(repo)] == ["mirror", "origin"]
     with pytest.raises(RemoteError, match="already exists"):
-        rm.add_remote(repo, "origin", "/x")
+        add_remote(repo, "origin", "/x")
     with pytest.raises(RemoteError, match="not a valid remote name"):
-        rm.add_remote(repo, "bad name", "/x")
-    rm.remove_remote(repo, "mirror")
-    assert [r.name for r in rm.list_remotes(repo)] == ["origin"]
+        add_remote(repo, "bad name", "/x")
+    remove_remote(repo, "mirror")
+    assert [r.name for r in list_remotes(repo)] == ["origin"]
     with pytest.raises(RemoteError, match="unknown remote 'mirror'"):
-        rm.remove_remote(repo, "mirror")
+        remove_remote(repo, "mirror")
 
 
 def test_git_fetches_with_the_configured_refspecs(tmp_path):
     """The git CLI understands the remote rewind configured: `git fetch origin` brings sessions."""
     a, ids = seeded(tmp_path / "a")
     b = Repo.init(tmp_path / "b")
-    rm.add_remote(b, "origin", str(a.path))
+    add_remote(b, "origin", str(a.path))
     subprocess.run(["git", "--git-dir", str(b.path), "fetch", "-q", "origin"], check=True, timeout=60)
     assert shared_refs(b.path) == shared_refs(a.path)
 
@@ -263,7 +277,7 @@ def test_git_fetches_with_the_configured_refspecs(tmp_path):
     ("../beta", "beta"),
 ])
 def test_default_clone_directory(url, expected):
-    assert rm.default_clone_directory(url) == expected
+    assert default_clone_directory(url) == expected
 
 
 # -- push, clone, fetch over git daemon -------------------------------------------------------
@@ -273,17 +287,17 @@ def test_push_then_clone_over_git_daemon_carries_every_shared_ref(tmp_path, git_
     a, ids = seeded(tmp_path / "a")
     fork(a, ids[0], "try", "a different question")
     url = git_daemon.bare("team.git")
-    rm.add_remote(a, "origin", url)
-    events: list[rm.Progress] = []
-    result = rm.push(a, "origin", progress=events.append)
+    add_remote(a, "origin", url)
+    events: list[Progress] = []
+    result = push_(a, "origin", progress=events.append)
     assert not result.rejected
-    assert {u.status for u in result.updates} == {rm.RefStatus.NEW}
+    assert {u.status for u in result.updates} == {RefStatus.NEW}
     assert sorted(result.new_sessions) == sorted(ids)
     assert result.objects > 0 and result.bytes > 0
     phases = [e.phase for e in events]
-    assert phases[0] is rm.Phase.CONNECTING
-    assert phases.index(rm.Phase.COMPRESSING) < phases.index(rm.Phase.SENDING)
-    sent = [e for e in events if e.phase is rm.Phase.SENDING]
+    assert phases[0] is Phase.CONNECTING
+    assert phases.index(Phase.COMPRESSING) < phases.index(Phase.SENDING)
+    sent = [e for e in events if e.phase is Phase.SENDING]
     assert sent[-1].done == sent[-1].total > 0
 
     remote_dir = git_daemon.base / "team.git"
@@ -292,23 +306,23 @@ def test_push_then_clone_over_git_daemon_carries_every_shared_ref(tmp_path, git_
     assert_fsck(remote_dir)
 
     events.clear()
-    cloned = rm.clone(url, tmp_path / "b", progress=events.append)
+    cloned = clone_(url, tmp_path / "b", progress=events.append)
     b = cloned.repo
     assert b.path == tmp_path / "b" / ".rewind" and b.config_get("rewind.format") == "1"
     for sub in ("hooks", "journal", "locks", "cache"):
         assert (b.path / sub).is_dir()
-    assert rm.get_remote(b, "origin").url == url
+    assert get_remote(b, "origin").url == url
     assert shared_refs(b.path) == shared_refs(a.path)
-    assert [e for e in events if e.phase is rm.Phase.RECEIVING][-1].done > 0
+    assert [e for e in events if e.phase is Phase.RECEIVING][-1].done > 0
     assert [s.to_json() for s in b.sessions()] == [s.to_json() for s in a.sessions()]
     assert b.git.lookup_note(a.resolve(ids[0]).commit, "refs/notes/evals").message == '{"score": 0.9}'
     assert b.session(ids[0]).timeline("try").steps[-1].info.summary == "a different question"
     assert_fsck(b.path)
 
     # nothing new: a second push and fetch transfer nothing and change nothing
-    again = rm.push(a, "origin")
-    assert again.changed == [] and {u.status for u in again.updates} == {rm.RefStatus.UP_TO_DATE}
-    assert rm.fetch(b, "origin").changed == []
+    again = push_(a, "origin")
+    assert again.changed == [] and {u.status for u in again.updates} == {RefStatus.UP_TO_DATE}
+    assert fetch_(b, "origin").changed == []
 
 
 def test_local_state_never_travels(tmp_path):
@@ -323,7 +337,7 @@ def test_local_state_never_travels(tmp_path):
     (a.path / "hooks" / "pre-push").chmod(0o755)
     a.git.config["rewind.redact"] = "x-" + secret
     remote_dir = bare(tmp_path / "team.git")
-    rm.push(a, str(remote_dir)).check()
+    push_(a, str(remote_dir)).check()
 
     objects = subprocess.run(["git", "--git-dir", str(remote_dir), "cat-file", "--batch-all-objects", "--batch"],
                              capture_output=True, timeout=60, check=True).stdout
@@ -331,7 +345,7 @@ def test_local_state_never_travels(tmp_path):
     assert secret not in (remote_dir / "config").read_text()
     assert not (remote_dir / "ca").exists() and not (remote_dir / "journal").exists()
 
-    b = rm.clone(str(remote_dir), tmp_path / "b").repo
+    b = clone_(str(remote_dir), tmp_path / "b").repo
     assert not (b.path / "ca").exists()
     assert list((b.path / "journal").iterdir()) == [] and not (b.path / "hooks" / "pre-push").exists()
     assert b.config_get("rewind.redact") is None
@@ -340,15 +354,15 @@ def test_local_state_never_travels(tmp_path):
 
 def test_two_clones_pushing_different_sessions_both_survive(tmp_path, git_daemon):
     url = git_daemon.bare("team.git")
-    b = rm.clone(url, tmp_path / "b").repo
-    c = rm.clone(url, tmp_path / "c").repo
+    b = clone_(url, tmp_path / "b").repo
+    c = clone_(url, tmp_path / "c").repo
     sb = factories.write_session(b, 2, name="from-b")
     sc = factories.write_session(c, 3, name="from-c")
-    rm.push(b, "origin").check()
-    rm.push(c, "origin").check()  # no fetch needed: a new session is a new ref
+    push_(b, "origin").check()
+    push_(c, "origin").check()  # no fetch needed: a new session is a new ref
     remote_refs = shared_refs(git_daemon.base / "team.git")
     assert set(remote_refs) == {f"refs/sessions/{sb}/main", f"refs/sessions/{sc}/main"}
-    fetched = rm.fetch(b, "origin")
+    fetched = fetch_(b, "origin")
     assert fetched.new_sessions == [sc] and not fetched.rejected
     assert sorted(b.session_ids()) == sorted([sb, sc])
     assert_fsck(git_daemon.base / "team.git")
@@ -358,16 +372,16 @@ def test_diverged_timeline_is_refused_without_force_both_ways(tmp_path, git_daem
     url = git_daemon.bare("team.git")
     a = Repo.init(tmp_path / "a")
     sid = factories.write_session(a, 3, name="shared")
-    rm.add_remote(a, "origin", url)
-    rm.push(a).check()
-    b = rm.clone(url, tmp_path / "b").repo
+    add_remote(a, "origin", url)
+    push_(a).check()
+    b = clone_(url, tmp_path / "b").repo
 
     tip_a = fork(a, sid, "try", "alice's idea")
     tip_b = fork(b, sid, "try", "bob's idea")
-    rm.push(a).check()
+    push_(a).check()
     ref = f"refs/sessions/{sid}/try"
 
-    pushed = rm.push(b)  # the remote has a commit bob never saw
+    pushed = push_(b)  # the remote has a commit bob never saw
     [rejected] = pushed.rejected
     assert rejected.ref == ref and rejected.reason == "non-fast-forward"
     assert rejected.line().split() == ["!", "[rejected]", ref, "(non-fast-forward)"]
@@ -376,30 +390,30 @@ def test_diverged_timeline_is_refused_without_force_both_ways(tmp_path, git_daem
     assert str(err.value) == f"! [rejected] {ref} (non-fast-forward); fetch first or use --force"
     assert shared_refs(git_daemon.base / "team.git")[ref] == tip_a
 
-    fetched = rm.fetch(b)  # and fetch will not overwrite bob's timeline either
+    fetched = fetch_(b)  # and fetch will not overwrite bob's timeline either
     assert [(u.ref, u.reason) for u in fetched.rejected] == [(ref, "non-fast-forward")]
     assert str(b.git.references[ref].target) == tip_b
 
-    pushed = rm.push(b)  # now bob has alice's commit: the same refusal, decided locally
+    pushed = push_(b)  # now bob has alice's commit: the same refusal, decided locally
     assert [u.reason for u in pushed.rejected] == ["non-fast-forward"]
 
-    forced = rm.push(b, force=True)
-    assert [(u.ref, u.status) for u in forced.changed] == [(ref, rm.RefStatus.FORCED)]
+    forced = push_(b, force=True)
+    assert [(u.ref, u.status) for u in forced.changed] == [(ref, RefStatus.FORCED)]
     assert shared_refs(git_daemon.base / "team.git")[ref] == tip_b
     assert "(forced update)" in forced.changed[0].line()
 
-    assert [u.ref for u in rm.fetch(a).rejected] == [ref]
-    taken = rm.fetch(a, force=True)
-    assert [u.status for u in taken.changed] == [rm.RefStatus.FORCED]
+    assert [u.ref for u in fetch_(a).rejected] == [ref]
+    taken = fetch_(a, force=True)
+    assert [u.status for u in taken.changed] == [RefStatus.FORCED]
     assert str(a.git.references[ref].target) == tip_b
 
     # --force straight away, never having seen the remote's commit: it is downloaded to tell
     # a diverged ref (replaced) from one this side is merely behind on (never rewound)
     fork(a, sid, "again", "alice again")
-    rm.push(a).check()
+    push_(a).check()
     mine = fork(b, sid, "again", "bob again")
-    forced = rm.push(b, force=True)
-    assert [(u.ref, u.status) for u in forced.changed] == [(f"refs/sessions/{sid}/again", rm.RefStatus.FORCED)]
+    forced = push_(b, force=True)
+    assert [(u.ref, u.status) for u in forced.changed] == [(f"refs/sessions/{sid}/again", RefStatus.FORCED)]
     assert shared_refs(git_daemon.base / "team.git")[f"refs/sessions/{sid}/again"] == mine
     assert set(shared_refs(b.path)) == set(shared_refs(git_daemon.base / "team.git"))  # no scratch refs left
     assert not [r for r in b.git.references if "scratch" in r]
@@ -413,54 +427,55 @@ def test_fast_forward_and_behind(tmp_path):
     a = Repo.init(tmp_path / "a")
     w = a.create_session(name="long", command=["agent"])
     w.append(factories.exchange("one"), factories.info())
-    rm.push(a, str(remote_dir)).check()  # pushed while still recording
-    b = rm.clone(str(remote_dir), tmp_path / "b").repo
+    push_(a, str(remote_dir)).check()  # pushed while still recording
+    b = clone_(str(remote_dir), tmp_path / "b").repo
     w.append(factories.exchange("two"), factories.info())
     w.finish(EndInfo(exit_code=0))
     ref = f"refs/sessions/{w.id}/main"
 
-    pushed = rm.push(a, str(remote_dir))
-    assert [(u.ref, u.status) for u in pushed.changed] == [(ref, rm.RefStatus.FAST_FORWARD)]
-    behind = rm.push(b, "origin", force=True)  # bob's copy is older: nothing to send, even forced
+    pushed = push_(a, str(remote_dir))
+    assert [(u.ref, u.status) for u in pushed.changed] == [(ref, RefStatus.FAST_FORWARD)]
+    behind = push_(b, "origin", force=True)  # bob's copy is older: nothing to send, even forced
     assert behind.changed == [] and not behind.rejected
-    assert [u.status for u in behind.updates] == [rm.RefStatus.BEHIND]
+    assert [u.status for u in behind.updates] == [RefStatus.BEHIND]
     assert shared_refs(remote_dir)[ref] == str(a.git.references[ref].target)
 
-    fetched = rm.fetch(b)
-    assert [(u.ref, u.status) for u in fetched.changed] == [(ref, rm.RefStatus.FAST_FORWARD)]
+    fetched = fetch_(b)
+    assert [(u.ref, u.status) for u in fetched.changed] == [(ref, RefStatus.FAST_FORWARD)]
     assert b.session(w.id).main.status.value == "ok" and len(b.session(w.id).main.steps) == 2
 
     fork(b, w.id, "more", "bob goes on")
-    rm.push(b).check()
-    ahead = rm.fetch(b)
+    push_(b).check()
+    ahead = fetch_(b)
     assert ahead.changed == [] and not ahead.rejected
 
 
 def test_tags_and_baselines_are_names_not_history(tmp_path):
     remote_dir = bare(tmp_path / "team.git")
     a, ids = seeded(tmp_path / "a")
-    rm.push(a, str(remote_dir)).check()
-    b = rm.clone(str(remote_dir), tmp_path / "b").repo
+    push_(a, str(remote_dir)).check()
+    b = clone_(str(remote_dir), tmp_path / "b").repo
     tag(b, "good", ids[1])  # bob points "good" elsewhere
-    pushed = rm.push(b, "origin")
+    pushed = push_(b, "origin")
     assert [(u.ref, u.reason) for u in pushed.rejected] == [("refs/tags/good", "already exists")]
-    fetched = rm.fetch(b)
-    assert [(u.ref, u.reason) for u in fetched.rejected] == [("refs/tags/good", "already exists")]
+    fetched = fetch_(b)
+    assert [(u.ref, u.reason) for u in fetched.rejected] == [("refs/tags/good", LOCAL_TAG)]
     assert b.resolve("good").session_id == ids[1]
-    rm.fetch(b, force=True).check()
-    assert b.resolve("good").session_id == ids[0]
+    forced = fetch_(b, force=True)  # a pulled tag never replaces a local one, even with --force
+    assert [(u.ref, u.reason) for u in forced.rejected] == [("refs/tags/good", LOCAL_TAG)]
+    assert b.resolve("good").session_id == ids[1]
 
 
 def test_push_one_session_by_any_ref(tmp_path):
     a, ids = seeded(tmp_path / "a")
     fork(a, ids[0], "try", "x")
     remote_dir = bare(tmp_path / "team.git")
-    result = rm.push(a, str(remote_dir), ["good"])  # a tag naming the first session
+    result = push_(a, str(remote_dir), ["good"])  # a tag naming the first session
     result.check()
     assert sorted(u.ref for u in result.updates) == sorted([
         f"refs/sessions/{ids[0]}/main", f"refs/sessions/{ids[0]}/try", "refs/tags/good"])
     assert set(shared_refs(remote_dir)) == {u.ref for u in result.updates}
-    result = rm.push(a, str(remote_dir), [f"{ids[1][:6]}@step-1"])
+    result = push_(a, str(remote_dir), [f"{ids[1][:6]}@step-1"])
     assert sorted(u.ref for u in result.changed) == ["refs/baselines/ref-run", f"refs/sessions/{ids[1]}/main"]
     assert_fsck(remote_dir)
 
@@ -470,17 +485,17 @@ def test_fetch_leaves_a_session_being_recorded_alone(tmp_path):
     a = Repo.init(tmp_path / "a")
     w = a.create_session(name="live", command=["agent"])
     w.append(factories.exchange("one"), factories.info())
-    rm.push(a, str(remote_dir)).check()
-    b = rm.clone(str(remote_dir), tmp_path / "b").repo
+    push_(a, str(remote_dir)).check()
+    b = clone_(str(remote_dir), tmp_path / "b").repo
     w.append(factories.exchange("two"), factories.info())
     w.finish(EndInfo(exit_code=0))
-    rm.push(a, str(remote_dir)).check()
+    push_(a, str(remote_dir)).check()
     with b.lease(w.id) as got:  # a recorder in b holds this session
         assert got
-        fetched = rm.fetch(b)
+        fetched = fetch_(b)
     assert [(u.ref, u.reason) for u in fetched.rejected] == [(f"refs/sessions/{w.id}/main", "being recorded here")]
     assert len(b.session(w.id).main.steps) == 1
-    assert rm.fetch(b).changed[0].status is rm.RefStatus.FAST_FORWARD
+    assert fetch_(b).changed[0].status is RefStatus.FAST_FORWARD
 
 
 def test_server_side_refusal_is_reported_not_swallowed(tmp_path, git_daemon):
@@ -490,8 +505,8 @@ def test_server_side_refusal_is_reported_not_swallowed(tmp_path, git_daemon):
     hook.write_text('#!/bin/sh\ncase "$1" in refs/tags/*) echo "no tags here" >&2; exit 1;; esac\nexit 0\n')
     hook.chmod(0o755)
     a, ids = seeded(tmp_path / "a")
-    result = rm.push(a, url)
-    assert [(u.ref, u.status) for u in result.rejected] == [("refs/tags/good", rm.RefStatus.REJECTED)]
+    result = push_(a, url)
+    assert [(u.ref, u.status) for u in result.rejected] == [("refs/tags/good", RefStatus.REJECTED)]
     assert "hook declined" in result.rejected[0].reason
     assert f"refs/sessions/{ids[0]}/main" in shared_refs(git_daemon.base / "team.git")
     assert "refs/tags/good" not in shared_refs(git_daemon.base / "team.git")
@@ -502,14 +517,14 @@ def test_server_side_refusal_is_reported_not_swallowed(tmp_path, git_daemon):
 def test_pre_push_hook_gets_gits_arguments_and_stdin_and_can_veto(tmp_path, monkeypatch):
     a, ids = seeded(tmp_path / "a")
     remote_dir = bare(tmp_path / "team.git")
-    rm.add_remote(a, "team", str(remote_dir))
+    add_remote(a, "team", str(remote_dir))
     log = tmp_path / "hook.log"
     hook = a.path / "hooks" / "pre-push"
     hook.write_text(f'#!/bin/sh\necho "$1 $2 $(pwd)" > {log}\ncat >> {log}\nexit "${{VETO:-0}}"\n')
     hook.chmod(0o755)
     monkeypatch.setenv("VETO", "3")
     with pytest.raises(RemoteError, match=r"pre-push hook refused the push .*\(exit 3\)"):
-        rm.push(a, "team")
+        push_(a, "team")
     monkeypatch.delenv("VETO")
     assert shared_refs(remote_dir) == {}
     first, *lines = log.read_text().splitlines()
@@ -517,11 +532,11 @@ def test_pre_push_hook_gets_gits_arguments_and_stdin_and_can_veto(tmp_path, monk
     expected = {f"{ref} {oid} {ref} {'0' * 40}" for ref, oid in shared_refs(a.path).items()}
     assert set(lines) == expected and len(lines) == 5  # 2 sessions, tag, baseline, notes
 
-    rm.push(a, "team").check()
+    push_(a, "team").check()
     assert shared_refs(remote_dir) == shared_refs(a.path)
     fork(a, ids[0], "try", "x")
     try_tip = shared_refs(a.path)[f"refs/sessions/{ids[0]}/try"]
-    rm.push(a, "team").check()
+    push_(a, "team").check()
     _, *lines = log.read_text().splitlines()
     assert lines == [f"refs/sessions/{ids[0]}/try {try_tip} refs/sessions/{ids[0]}/try {'0' * 40}"]
 
@@ -532,15 +547,15 @@ def test_pre_push_hook_gets_gits_arguments_and_stdin_and_can_veto(tmp_path, monk
 def test_file_url_plain_path_and_a_teammates_project(tmp_path):
     a, ids = seeded(tmp_path / "a")
     remote_dir = bare(tmp_path / "team.git")
-    rm.push(a, f"file://{remote_dir}").check()
+    push_(a, f"file://{remote_dir}").check()
     assert shared_refs(remote_dir) == shared_refs(a.path)
-    b = rm.clone(f"file://{remote_dir}", tmp_path / "b").repo
+    b = clone_(f"file://{remote_dir}", tmp_path / "b").repo
     assert sorted(b.session_ids()) == sorted(ids)
     # a path to a project holding .rewind/ means that .rewind (a teammate's repository, say)
-    c = rm.clone(str(tmp_path / "a"), tmp_path / "c").repo
+    c = clone_(str(tmp_path / "a"), tmp_path / "c").repo
     assert shared_refs(c.path) == shared_refs(a.path)
     sid = factories.write_session(c, 1, name="from-c")
-    rm.push(c, "origin").check()
+    push_(c, "origin").check()
     assert sid in a.session_ids()
     assert_fsck(a.path)
     assert_fsck(remote_dir)
@@ -550,15 +565,15 @@ def test_token_over_https_style_auth(tmp_path, git_http):
     bare(git_http.server.root / "team.git")
     url = git_http.url("team.git")
     a, ids = seeded(tmp_path / "a")
-    creds = rm.Credentials(token=git_http.token, username="alice")
-    rm.push(a, url, credentials=creds).check()
-    b = rm.clone(url, tmp_path / "b", credentials=creds).repo
+    creds = Credentials(token=git_http.token, username="alice")
+    push_(a, url, credentials=creds).check()
+    b = clone_(url, tmp_path / "b", credentials=creds).repo
     assert sorted(b.session_ids()) == sorted(ids)
     with pytest.raises(RemoteError, match="authentication failed") as err:
-        rm.push(a, url, credentials=rm.Credentials(token="wrong", username="alice"))
+        push_(a, url, credentials=Credentials(token="wrong", username="alice"))
     assert "REWIND_GIT_TOKEN" in str(err.value)
     with pytest.raises(RemoteError, match="authentication failed"):
-        rm.fetch(b, "origin", credentials=rm.Credentials(ssh_agent=False))
+        fetch_(b, "origin", credentials=Credentials(ssh_agent=False))
     assert_fsck(git_http.server.root / "team.git")
 
 
@@ -575,8 +590,8 @@ def test_credential_helper_is_asked_like_git_asks_it(tmp_path, git_http):
     home.mkdir()
     (home / ".gitconfig").write_text(f"[credential]\n\thelper = {helper}\n")
     env = {"HOME": str(home), "PATH": os.environ["PATH"], "GIT_TERMINAL_PROMPT": "0"}
-    creds = rm.Credentials(credential_helper=True, helper_env=env, ssh_agent=False)
-    rm.push(a, url, credentials=creds).check()
+    creds = Credentials(credential_helper=True, helper_env=env, ssh_agent=False)
+    push_(a, url, credentials=creds).check()
     assert asked.read_text().split() == ["get", "store"]  # approved after it worked, as git does
 
 
@@ -586,17 +601,17 @@ def test_credential_helper_is_asked_like_git_asks_it(tmp_path, git_http):
 def test_errors_unknown_unreachable_and_not_a_rewind_repository(tmp_path, repo, git_daemon):
     factories.write_session(repo, 1)
     with pytest.raises(RemoteError, match=r"unknown remote 'origin' \(no remotes yet\); add it"):
-        rm.push(repo)
-    rm.add_remote(repo, "origin", git_daemon.url("team.git"))
+        push_(repo)
+    add_remote(repo, "origin", git_daemon.url("team.git"))
     with pytest.raises(RemoteError, match=r"unknown remote 'upstream' \(remotes: origin\)"):
-        rm.fetch(repo, "upstream")
+        fetch_(repo, "upstream")
     with pytest.raises(RemoteError, match="cannot reach remote 'origin'"):
-        rm.push(repo)  # the daemon serves no team.git
+        push_(repo)  # the daemon serves no team.git
     closed = f"git://127.0.0.1:{free_port()}/x.git"  # nothing listens there
     with pytest.raises(RemoteError, match=f"cannot reach {closed}: failed to connect"):
-        rm.fetch(repo, closed)
+        fetch_(repo, closed)
     with pytest.raises(RemoteError, match="no such directory"):
-        rm.push(repo, str(tmp_path / "missing.git"))
+        push_(repo, str(tmp_path / "missing.git"))
 
     code = tmp_path / "code.git"
     bare(code)
@@ -607,11 +622,11 @@ def test_errors_unknown_unreachable_and_not_a_rewind_repository(tmp_path, repo, 
     subprocess.run(["git", "-C", str(work), "push", "-q", "origin", "HEAD:refs/heads/main"], check=True, timeout=30,
                    capture_output=True)
     with pytest.raises(RemoteError, match=r"is not a rewind repository \(it holds refs/heads/main"):
-        rm.push(repo, str(code))
+        push_(repo, str(code))
     assert "refs/heads/main" in subprocess.run(["git", "--git-dir", str(code), "show-ref"], capture_output=True,
                                                text=True, check=True).stdout
     with pytest.raises(RemoteError, match="is not a rewind repository"):
-        rm.clone(str(code), tmp_path / "nope")
+        clone_(str(code), tmp_path / "nope")
     assert not (tmp_path / "nope").exists()  # a failed clone leaves nothing behind
 
 
@@ -620,13 +635,13 @@ def test_clone_of_an_empty_repository_and_into_an_existing_directory(tmp_path, g
     project = tmp_path / "project"
     project.mkdir()
     (project / "agent.py").write_text("print('hi')\n")
-    result = rm.clone(url, project)
+    result = clone_(url, project)
     assert result.fetch.updates == [] and result.repo.sessions() == []
     assert (project / "agent.py").exists()
     with pytest.raises(RemoteError, match="already exists"):
-        rm.clone(url, project)
+        clone_(url, project)
     with pytest.raises(RemoteError, match="cannot reach"):
-        rm.clone(git_daemon.url("absent.git"), project / "sub")
+        clone_(git_daemon.url("absent.git"), project / "sub")
     assert not (project / "sub").exists() and (project / ".rewind").is_dir()
 
 
@@ -634,22 +649,22 @@ def test_diverged_notes_are_merged_on_fetch_then_push_fast_forwards(tmp_path):
     """Two people scoring sessions is the normal case: their notes merge instead of conflicting."""
     remote_dir = bare(tmp_path / "team.git")
     a, ids = seeded(tmp_path / "a")  # a note on ids[0]
-    rm.push(a, str(remote_dir)).check()
-    b = rm.clone(str(remote_dir), tmp_path / "b").repo
+    push_(a, str(remote_dir)).check()
+    b = clone_(str(remote_dir), tmp_path / "b").repo
     sig = a.signature()
     first, second = a.resolve(ids[0]).commit, a.resolve(ids[1]).commit
     a.git.create_note('{"score": 0.1}', sig, sig, second, "refs/notes/evals")
-    rm.push(a, str(remote_dir)).check()
+    push_(a, str(remote_dir)).check()
     b.git.create_note('{"score": 0.5}', sig, sig, first, "refs/notes/evals", True)  # b rescored the same one
-    assert [u.reason for u in rm.push(b).rejected] == ["non-fast-forward"]
+    assert [u.reason for u in push_(b).rejected] == ["non-fast-forward"]
 
-    fetched = rm.fetch(b)
+    fetched = fetch_(b)
     [merged] = fetched.changed
-    assert merged.ref == "refs/notes/evals" and merged.status is rm.RefStatus.MERGED and "(merged)" in merged.line()
+    assert merged.ref == "refs/notes/evals" and merged.status is RefStatus.MERGED and "(merged)" in merged.line()
     assert b.git.lookup_note(first, "refs/notes/evals").message == '{"score": 0.5}'  # ours win on one object
     assert b.git.lookup_note(second, "refs/notes/evals").message == '{"score": 0.1}'  # theirs kept
-    assert [u.status for u in rm.push(b).changed] == [rm.RefStatus.FAST_FORWARD]
-    assert [u.status for u in rm.fetch(a, str(remote_dir)).changed] == [rm.RefStatus.FAST_FORWARD]
+    assert [u.status for u in push_(b).changed] == [RefStatus.FAST_FORWARD]
+    assert [u.status for u in fetch_(a, str(remote_dir)).changed] == [RefStatus.FAST_FORWARD]
     assert a.git.lookup_note(first, "refs/notes/evals").message == '{"score": 0.5}'
     out = subprocess.run(["git", "--git-dir", str(a.path), "notes", "--ref=evals", "show", second],
                          capture_output=True, text=True, check=True, timeout=30).stdout
@@ -667,5 +682,5 @@ def test_fanned_out_notes_trees_are_read_whole(repo):
     outer = git.TreeBuilder()
     outer.insert("ab", inner.write(), pygit2.enums.FileMode.TREE)
     outer.insert("ef" * 20, blob, pygit2.enums.FileMode.BLOB)
-    flat = rm._flat_notes(git[outer.write()])
+    flat = _flat_notes(git[outer.write()])
     assert set(flat) == {"ab" + "cd" * 19, "ef" * 20} and {oid for oid, _ in flat.values()} == {blob}

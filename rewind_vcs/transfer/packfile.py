@@ -1,10 +1,17 @@
 """Git packfiles in pure Python: read and check a pack, re-encode it, write its ``.idx``.
 
-pygit2 has no binding for libgit2's indexer, so ``rewind import`` reads the
-packs inside ``.rw`` files itself: every entry inflated, every delta applied,
-every object id recomputed, the pack's own SHA-1 checked. The format is
-gitformat-pack(5); the tests check the output against ``git index-pack`` and
-``git verify-pack``. ``store/rwfile.py`` is the only user.
+pygit2 has no binding for libgit2's indexer (``git_indexer_*``: pygit2 1.x
+exposes packbuilding and reading packs already in an object database, but
+not indexing a pack from bytes), so ``rewind import`` reads the packs inside
+``.rw`` files itself: every entry inflated, every delta applied, every object
+id recomputed, the pack's own SHA-1 checked, all before any repository is
+touched, with bounded work (a delta may build at most :data:`MAX_OBJECT`,
+all deltas together :data:`MAX_EXPANDED`). It also re-encodes a pack's
+entries at another zlib level (level 0 inside a ``.rw`` so zstd compresses
+across objects), which libgit2 cannot do. The format is gitformat-pack(5);
+the tests check the output against ``git index-pack`` and ``git
+verify-pack``. ``transfer/rwexport.py``, ``rwread.py`` and ``rwimport.py``
+are its only users.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ def _silent(done: int, total: int) -> None:
 
 _TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 OFS_DELTA = 6
+#: The most all of a pack's deltas may build together (a delta can copy 64 KiB per instruction byte).
+MAX_EXPANDED = 64 << 30
+#: The largest single object a delta may build.
+MAX_OBJECT = 4 << 30
 REF_DELTA = 7
 
 
@@ -170,6 +181,8 @@ def _apply_delta(base: bytes, delta: bytes) -> bytes:
     if src_size != len(base):
         raise CorruptPack("a delta does not fit its base")
     dst_size, pos = _delta_varint(delta, pos)
+    if dst_size > MAX_OBJECT:
+        raise CorruptPack(f"a delta builds an object larger than {MAX_OBJECT >> 30} GiB")
     n = len(delta)
     out: list[bytes] = []
     total = 0
@@ -262,25 +275,30 @@ def _resolve_deltas(buf: memoryview, entries: list[PackEntry], progress: IndexPr
     by_oid: dict[bytes, list[PackEntry]] = {}
     for e in entries:
         if e.kind == OFS_DELTA:
-            if e.base not in starts:
+            if not isinstance(e.base, int) or e.base not in starts:
                 raise CorruptPack("a delta's base offset does not start an object")
             by_offset.setdefault(e.base, []).append(e)
-        elif e.kind == REF_DELTA:
+        elif e.kind == REF_DELTA and isinstance(e.base, bytes):
             by_oid.setdefault(e.base, []).append(e)
 
     def children(e: PackEntry) -> list[PackEntry]:
-        return by_offset.pop(e.offset, []) + by_oid.pop(e.oid, [])
+        return by_offset.pop(e.offset, []) + (by_oid.pop(e.oid, []) if e.oid is not None else [])
 
     total, done = len(entries), sum(1 for e in entries if e.oid is not None)
+    expanded = 0
     for root in [e for e in entries if e.oid is not None]:
         kids = children(root)
         if not kids:
             continue
+        assert root.obj_type is not None
         stack = [(_inflate(buf, root.data_start, root.end, root.size)[0], root.obj_type, kids)]
         while stack:
             base, obj_type, kids = stack.pop()
             for kid in kids:
                 content = _apply_delta(base, _inflate(buf, kid.data_start, kid.end, kid.size)[0])
+                expanded += len(content)
+                if expanded > MAX_EXPANDED:
+                    raise CorruptPack(f"its deltas expand to more than {MAX_EXPANDED >> 30} GiB")
                 kid.obj_type, kid.oid = obj_type, _object_id(obj_type, content)
                 done += 1
                 progress(total + done, total * 2)
@@ -314,10 +332,10 @@ def reencode_pack(pack: Pack, level: int) -> Pack:
         moved[e.offset] = offset
         header = _encode_entry_header(e.kind, e.size)
         base = e.base
-        if e.kind == OFS_DELTA:
+        if e.kind == OFS_DELTA and isinstance(e.base, int):
             base = moved[e.base]
             header += _encode_ofs_distance(offset - base)
-        elif e.kind == REF_DELTA:
+        elif e.kind == REF_DELTA and isinstance(e.base, bytes):
             header += e.base
         body = zlib.compress(raw, level)
         out += header
@@ -331,16 +349,19 @@ def reencode_pack(pack: Pack, level: int) -> Pack:
 
 def pack_index(pack: Pack) -> bytes:
     """The pack's ``.idx`` (version 2): fan-out, sorted ids, CRC-32s, offsets, checksums."""
-    order = sorted(pack.entries, key=lambda e: e.oid)
+    ids = [e.oid for e in pack.entries]
+    if any(oid is None for oid in ids):
+        raise CorruptPack("the pack has unresolved objects")
+    order = sorted(pack.entries, key=lambda e: e.oid or b"")
     fanout = [0] * 256
     for e in order:
-        fanout[e.oid[0]] += 1
+        fanout[(e.oid or b"\0")[0]] += 1
     for i in range(1, 256):
         fanout[i] += fanout[i - 1]
     out = bytearray(b"\xfftOc" + struct.pack(">I", 2))
     out += struct.pack(">256I", *fanout)
     for e in order:
-        out += e.oid
+        out += e.oid or b""
     out += struct.pack(f">{len(order)}I", *(e.crc32 & 0xFFFFFFFF for e in order))
     large: list[int] = []
     for e in order:

@@ -20,12 +20,13 @@ from hypothesis import strategies as st
 
 from rewind_vcs.demo.run import run_demo
 from rewind_vcs.errors import FormatError, RefError, RewindError
-from rewind_vcs.store import packfile, rwfile
 from rewind_vcs.store.records import EndInfo
 from rewind_vcs.store.repo import Repo
 from rewind_vcs.store.writer import SessionWriter
+from rewind_vcs.transfer import packfile
 from tests import factories
 from tests.store.test_pack import growing_session
+from tests.transfer import rw as rwfile
 
 GIT = shutil.which("git")
 needs_git = pytest.mark.skipif(GIT is None, reason="the git command is not installed")
