@@ -277,7 +277,7 @@ def _readable(url: str, skipped: list[Skipped]) -> Iterator[str]:
         yield url
         return
     refs = read_refs(path, ("refs/",))
-    broken = sorted(r for r in refs if not r.isprintable() or not pygit2.reference_is_valid_name(r))
+    broken = sorted(r for r in refs if not pygit2.reference_is_valid_name(r))
     if not broken:
         yield url
         return

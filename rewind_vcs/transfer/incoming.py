@@ -102,8 +102,10 @@ def ref_problem(name: object) -> str | None:
 
     if not isinstance(name, str) or not name.startswith(SHARED_PREFIXES):
         return "is outside refs/sessions, refs/tags, refs/baselines and refs/notes"
-    if not name.isprintable() or not pygit2.reference_is_valid_name(name):
+    if not pygit2.reference_is_valid_name(name):
         return "is not a valid ref name"
+    if not name.isprintable():
+        return "holds control, format or bidirectional-override characters"
     if name.startswith(SESSIONS):
         parsed = parse_timeline_ref(name)
         if parsed is None or not _SESSION_ID.fullmatch(parsed[0]) or not valid_timeline_name(parsed[1]):
@@ -173,7 +175,9 @@ def check_session(repo: Repo, sid: str, tips: dict[str, str]) -> int:
         return read_session_fully(session).get(MAIN, 0)
     except FormatTooNewError as exc:
         raise SessionRejected(f"it holds records written by a newer rewind ({exc.message}); {HINT_NEWER}") from None
-    except (RewindError, KeyError, ValueError, TypeError, AttributeError, IndexError, pygit2.GitError) as exc:
+    except KeyError as exc:
+        raise SessionRejected(f"it does not read as rewind records (it has no {visible(str(exc), 80)})") from None
+    except (RewindError, ValueError, TypeError, AttributeError, IndexError, pygit2.GitError) as exc:
         raise SessionRejected(f"it does not read as rewind records ({visible(str(exc), 160)})") from None
 
 
