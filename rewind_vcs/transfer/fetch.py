@@ -56,6 +56,7 @@ from rewind_vcs.transfer.incoming import (
     root_of,
     skipped_ref,
     skipped_session,
+    valid_git_name,
     visible,
 )
 from rewind_vcs.transfer.refupdate import (
@@ -276,8 +277,12 @@ def _readable(url: str, skipped: list[Skipped]) -> Iterator[str]:
     if "://" in url and not url.startswith("file://") or not (path / "objects").is_dir():
         yield url
         return
-    refs = read_refs(path, ("refs/",))
-    broken = sorted(r for r in refs if not pygit2.reference_is_valid_name(r))
+    try:
+        refs = read_refs(path, ("refs/",))
+    except (OSError, UnicodeError):  # let libgit2 say what is wrong with it
+        yield url
+        return
+    broken = sorted(r for r in refs if not valid_git_name(r))
     if not broken:
         yield url
         return

@@ -96,13 +96,21 @@ def skipped_session(sid: str, reason: str) -> Skipped:
     return skip
 
 
-def ref_problem(name: object) -> str | None:
-    """Why ``name`` may not arrive here (from a ``.rw`` file or a remote), or None when it may."""
+def valid_git_name(name: str) -> bool:
+    """Whether git would accept ``name`` as a ref name (never raises, whatever the bytes were)."""
     import pygit2
 
+    try:
+        return bool(pygit2.reference_is_valid_name(name))
+    except (UnicodeError, ValueError, TypeError):
+        return False
+
+
+def ref_problem(name: object) -> str | None:
+    """Why ``name`` may not arrive here (from a ``.rw`` file or a remote), or None when it may."""
     if not isinstance(name, str) or not name.startswith(SHARED_PREFIXES):
         return "is outside refs/sessions, refs/tags, refs/baselines and refs/notes"
-    if not pygit2.reference_is_valid_name(name):
+    if not valid_git_name(name):
         return "is not a valid ref name"
     if not name.isprintable():
         return "holds control, format or bidirectional-override characters"
@@ -203,5 +211,6 @@ __all__ = [
     "root_of",
     "skipped_ref",
     "skipped_session",
+    "valid_git_name",
     "visible",
 ]
