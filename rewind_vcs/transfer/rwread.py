@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,10 @@ def _read_file(path: Path) -> tuple[bytes, bytes, int]:
         raise RewindError(f"cannot read {path} ({exc.strerror or exc})") from None
     with f:
         try:
-            size = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise RewindError(f"{path} is not a regular file", hint="save the .rw file to disk, then import it")
+            size = st.st_size
             head = f.read(HEADER_SIZE)
             if len(head) == HEADER_SIZE:
                 m_len = struct.unpack_from(">I", head, 12)[0]
@@ -93,7 +97,10 @@ def _read_file(path: Path) -> tuple[bytes, bytes, int]:
                 p_len = struct.unpack_from(">Q", head, 16)[0] if len(head) >= HEADER_SIZE else 0
                 if p_len != size - len(head):  # let read_header name the problem; read nothing more
                     return head, b"", size
-            return head, f.read(), size
+            payload = f.read(size - len(head))
+            if f.read(1):
+                raise RewindError(f"{path} grew while it was read", hint="import it once it is complete")
+            return head, payload, size
         except IsADirectoryError:
             raise RewindError(f"{path} is a directory, not a .rw file") from None
         except OSError as exc:

@@ -136,6 +136,13 @@ def test_a_damaged_signature_and_a_newer_format_are_refused_first(source, target
     assert target.session_ids() == []
 
 
+def test_importing_a_directory_or_a_device_is_one_line(target, tmp_path):
+    for path in (tmp_path, Path("/dev/zero")):
+        with pytest.raises(RewindError) as info:
+            import_rw(target, path)
+        assert "directory" in _one_line(info.value) or "not a regular file" in str(info.value)
+
+
 def test_export_to_a_directory_is_one_line(source, tmp_path):
     repo, _ = source
     for output in ("/", str(tmp_path), str(tmp_path / "missing" / "x.rw")):
