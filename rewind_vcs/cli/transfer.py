@@ -127,6 +127,8 @@ def import_(
         info(f"Imported {what} from {file}: {result.objects_added} objects, {len(result.created)} refs created"
              + (f", {len(result.refs) - len(result.created) - len(result.conflicts)} already here"
                 if len(result.refs) > len(result.created) + len(result.conflicts) else ""))
+    elif result.skipped and not result.refs:
+        info(f"Nothing imported from {file}: everything in it was skipped")
     else:
         info(f"Already imported: {file} changes nothing here ({what}, {len(result.refs)} refs already present)")
     for skip in result.skipped:

@@ -82,3 +82,35 @@ def test_decompress_pack_is_exact_and_bounded():
     ):
         with pytest.raises(Corrupt, match=why):
             decompress_pack(payload, declared, objects)
+
+
+def _pack(*entries: bytes) -> bytes:
+    import hashlib
+    import struct
+
+    body = b"PACK" + struct.pack(">II", 2, len(entries)) + b"".join(entries)
+    return body + hashlib.sha1(body).digest()
+
+
+def test_a_delta_that_claims_a_huge_object_is_refused_before_it_is_built():
+    import hashlib
+    import zlib
+
+    from rewind_vcs.transfer import packfile
+
+    blob = b"abc"
+    base_id = hashlib.sha1(b"blob 3\0" + blob).digest()
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    delta = varint(3) + varint(5 << 30) + b"\x80" * 64  # each 0x80 copies 64 KiB: 5 GiB from 66 bytes
+    data = _pack(packfile._encode_entry_header(3, 3) + zlib.compress(blob),
+                 packfile._encode_entry_header(7, len(delta)) + base_id + zlib.compress(delta))
+    with pytest.raises(packfile.CorruptPack, match="larger than 4 GiB"):
+        packfile.read_pack(data)
