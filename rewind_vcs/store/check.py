@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rewind_vcs.errors import RewindError
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.repo import Repo
+    from rewind_vcs.store.gitdir import GitDir as Repo
     from rewind_vcs.store.session import Session
 
 
@@ -46,10 +46,11 @@ def read_session_fully(session: Session) -> dict[str, int]:
 
 
 def check_repository(repo: Repo, *, run_git: bool = True) -> CheckReport:
+    from rewind_vcs.store.index import session_tips
     from rewind_vcs.store.session import Session
 
     report = CheckReport()
-    for sid in repo.session_ids():
+    for sid in sorted(session_tips(repo)):
         report.sessions += 1
         try:
             report.steps += sum(read_session_fully(Session(repo, sid)).values())

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from rewind_vcs.store.refs import timeline_ref
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.repo import Repo
+    from rewind_vcs.store.gitdir import GitDir as Repo
 
 #: Leftover ``objects/tmp_object_git2_*`` files older than this are from dead writers.
 STALE_TMP_SECONDS = 3600

@@ -21,6 +21,8 @@ TAGS = "refs/tags/"
 BASELINES = "refs/baselines/"
 NOTES = "refs/notes/"
 MAIN = "main"
+#: Length of a session id (hex characters of the root commit's hash).
+ID_LENGTH = 12
 
 _TIMELINE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rewind_vcs.errors import AmbiguousRefError, RefError
-from rewind_vcs.store.refs import MAIN, TAGS, parse_timeline_ref, timeline_ref
+from rewind_vcs.store.index import list_sessions
+from rewind_vcs.store.refs import ID_LENGTH, MAIN, TAGS, parse_timeline_ref, timeline_ref
+from rewind_vcs.store.session import Session, SessionSummary, Step
+from rewind_vcs.store.trailers import parse_trailers
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.repo import Repo
-    from rewind_vcs.store.session import SessionSummary
+    from rewind_vcs.store.gitdir import GitDir as Repo
 
 _STEP_RE = re.compile(r"^step-(\d+)$")
 _HEX_RE = re.compile(r"^[0-9a-f]{1,40}$")
@@ -84,7 +86,7 @@ class Resolver:
             return Target(spec, target.session_id, target.timeline, target.commit, target.step)
         if n < 1:
             raise RefError(f"step-{n} is out of range: steps are numbered from 1")
-        timeline = self.repo.session(target.session_id).timeline(target.timeline or MAIN)
+        timeline = Session(self.repo, target.session_id).timeline(target.timeline or MAIN)
         step = timeline.step(n)
         return Target(spec, target.session_id, timeline.name, step.commit_id, n)
 
@@ -103,7 +105,7 @@ class Resolver:
             sess, _, tl = base.partition("/")
             sid = self._session_id(sess)
             if git_refs.get(timeline_ref(sid, tl)) is None:
-                known = sorted(t.name for t in self.repo.session(sid).timelines())
+                known = sorted(t.name for t in Session(self.repo, sid).timelines())
                 raise RefError(
                     f"session {sid} has no timeline '{tl}'",
                     hint=f"its timelines are: {', '.join(known)}",
@@ -134,9 +136,6 @@ class Resolver:
 
     def _commit_target(self, spec: str, commit_id: str) -> Target:
         """A commit named by a tag or a detached HEAD: find its session, timeline and step."""
-        from rewind_vcs.store.session import Step
-        from rewind_vcs.store.writer import ID_LENGTH, parse_trailers
-
         git = self.repo.git
         commit = git[commit_id]
         trailers = parse_trailers(commit.message)
@@ -147,7 +146,7 @@ class Resolver:
             sid = trailers["Rewind-Session"]
         else:
             raise RefError(f"'{spec}' points at {commit_id[:12]}, which is not a rewind step or session")
-        session = self.repo.session(sid)
+        session = Session(self.repo, sid)
         timelines = session.timelines()  # main first
         holder = next((t for t in timelines if t.tip == commit_id), None)
         if holder is None:
@@ -159,7 +158,7 @@ class Resolver:
 
     def _all(self) -> list[SessionSummary]:
         if self._summaries is None:
-            self._summaries = self.repo.sessions()
+            self._summaries = list_sessions(self.repo).sessions
         return self._summaries
 
     def _latest(self) -> SessionSummary:

@@ -1,4 +1,9 @@
-"""The read side: sessions, timelines and steps as typed objects over git commits."""
+"""The read side: sessions, timelines and steps as typed objects over git commits.
+
+Also the row of ``rewind log`` (:class:`SessionSummary`) as read from a
+session's ``main`` tip alone; :mod:`rewind_vcs.store.index` lists and caches
+those rows.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +25,12 @@ from rewind_vcs.store.records import (
     StepInfo,
 )
 from rewind_vcs.store.refs import MAIN, SESSIONS, parse_timeline_ref, timeline_ref
-from rewind_vcs.store.writer import parse_trailers, trailer_number
+from rewind_vcs.store.trailers import parse_trailers, trailer_number
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.repo import Repo
+    import pygit2
+
+    from rewind_vcs.store.gitdir import GitDir as Repo
 
 
 @dataclass(slots=True)
@@ -66,6 +73,79 @@ def status_from_tip(repo: Repo, session_id: str, trailers: dict[str, str]) -> tu
     if repo.is_leased(session_id):
         return SessionStatus.RECORDING, None
     return SessionStatus.INCOMPLETE, None
+
+
+def tree_record(tree: pygit2.Tree, name: str, what: str, where: str) -> bytes:
+    """The bytes of file ``name`` in a commit's tree; FormatError when it is missing or not a file."""
+    try:
+        entry = tree[name]
+    except KeyError:
+        raise FormatError(f"{where} has no {name}: it is not a rewind {what} commit",
+                          hint="run 'rewind fsck'") from None
+    data = getattr(entry, "data", None)
+    if not isinstance(data, bytes):
+        raise FormatError(f"{where}: {name} is not a file", hint="run 'rewind fsck'")
+    return data
+
+
+def row_from_tip(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
+    """The cacheable ``rewind log`` row of a session, from its ``main`` tip commit alone.
+
+    Raises FormatError (never KeyError) when the tip is not a rewind commit.
+    """
+    import pygit2
+
+    commit = repo.git.get(tip)
+    if not isinstance(commit, pygit2.Commit):
+        raise FormatError(f"session {sid}: its tip {tip[:12]} is not a commit in this repository",
+                          hint="run 'rewind fsck'")
+    trailers = parse_trailers(commit.message)
+    data = tree_record(commit.tree, "session.json", "session", f"session {sid} (tip {tip[:12]})")
+    info = fmt.session_from_record(fmt.loads(data, "session", f"of {sid}"))
+    row: dict[str, Any] = {
+        "tip": tip,
+        "name": info.name,
+        "started_at": info.started_at,
+        "command": info.command,
+        "steps": trailer_number(trailers, "Rewind-Step"),
+        "tokens": trailer_number(trailers, "Rewind-Tokens"),
+        "cost_usd": trailer_number(trailers, "Rewind-Cost", float),
+        "errors": trailer_number(trailers, "Rewind-Errors"),
+        "kind": trailers.get("Rewind-Kind", "session"),
+        "exit": trailers.get("Rewind-Exit", "none"),
+    }
+    if row["kind"] == "end":  # a closed session's status never changes: compute it once, here
+        status, code = status_from_tip(repo, sid, trailers)
+        row["status"], row["exit_code"] = status.value, code
+    return row
+
+
+_STATUS = {s.value: s for s in SessionStatus}
+
+
+def summary_from_row(repo: Repo, sid: str, row: dict[str, Any], timelines: int) -> SessionSummary:
+    if "status" in row:
+        status, code = _STATUS[row["status"]], row["exit_code"]
+    else:  # still open: recording (a live lease) or incomplete
+        status, code = status_from_tip(repo, sid, {"Rewind-Kind": row["kind"]})
+    return SessionSummary(
+        id=sid,
+        name=row["name"],
+        started_at=row["started_at"],
+        steps=row["steps"],
+        tokens=row["tokens"],
+        cost_usd=row["cost_usd"],
+        errors=row["errors"],
+        status=status,
+        timelines=timelines,
+        command=row["command"],
+        exit_code=code,
+    )
+
+
+def summarise(repo: Repo, sid: str, tips: dict[str, str]) -> SessionSummary:
+    main = tips.get(MAIN) or next(iter(tips.values()))
+    return summary_from_row(repo, sid, row_from_tip(repo, sid, main), len(tips))
 
 
 class Step:
@@ -253,8 +333,6 @@ class Session:
         return fmt.session_from_record(fmt.loads(tree["session.json"].data, "session", f"of {self.id}"))
 
     def summary(self) -> SessionSummary:
-        from rewind_vcs.store.index import summarise
-
         return summarise(self.repo, self.id, self._tips)
 
     def __repr__(self) -> str:
