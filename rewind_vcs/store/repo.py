@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rewind_vcs.store.index import SessionListing
     from rewind_vcs.store.resolve import Target
     from rewind_vcs.store.session import Session, SessionSummary, Step, Timeline
+    from rewind_vcs.store.tags import TagInfo
     from rewind_vcs.store.writer import SessionWriter
 
 
@@ -77,6 +78,25 @@ class Repo(GitDir):
         if ref_or_commit.startswith("refs/"):
             ref_or_commit = str(self.git.references[ref_or_commit].peel().id)
         self.git.set_head(pygit2.Oid(hex=ref_or_commit))
+
+    # -- tags ------------------------------------------------------------------------
+
+    def tags(self) -> list[TagInfo]:
+        """Every tag (``refs/tags/<name>``) with what it points at, sorted by name."""
+        from rewind_vcs.store.tags import list_tags
+
+        return list_tags(self)
+
+    def create_tag(self, name: str, ref: str = "HEAD", force: bool = False) -> TagInfo:
+        """Tag what ``ref`` resolves to; RefError for a bad name, or an existing tag without ``force``."""
+        from rewind_vcs.store.tags import create_tag
+
+        return create_tag(self, name, ref, force=force)
+
+    def delete_tag(self, name: str) -> None:
+        from rewind_vcs.store.tags import delete_tag
+
+        delete_tag(self, name)
 
     # -- the write side -----------------------------------------------------------
 

@@ -7,10 +7,15 @@ Grammar (tried in this order, as dulwich's ``objectspec`` does for git)::
     session   := "latest" | name | id-prefix
 
 - ``step-N`` means ``HEAD@step-N``; N is 1-based.
-- A tag (``refs/tags/<name>``) wins over a session name, a session name over
-  an id prefix; among sessions with one name the newest wins.
+- A name that is both a tag (``refs/tags/<name>``) and a session's name or id
+  prefix is ambiguous: an error listing both (a pulled or imported tag never
+  shadows a local session). ``refs/tags/<name>`` names the tag alone,
+  ``<session>/main`` the session alone.
+- A session name wins over an id prefix; among sessions with one name the
+  newest arrival wins (``.rewind/arrivals``, see :mod:`~rewind_vcs.store.index`).
 - An id prefix must be unique: an ambiguous one is an error listing the
   candidates.
+- A ref longer than :data:`MAX_REF_LENGTH` characters is refused.
 """
 
 from __future__ import annotations
@@ -21,15 +26,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rewind_vcs.errors import AmbiguousRefError, RefError
-from rewind_vcs.store.index import list_sessions
+from rewind_vcs.store import trailers as trailer_keys
+from rewind_vcs.store.index import list_sessions, session_tips
 from rewind_vcs.store.refs import ID_LENGTH, MAIN, TAGS, parse_timeline_ref, timeline_ref
-from rewind_vcs.store.session import Session, SessionSummary, Step
-from rewind_vcs.store.trailers import parse_trailers
+from rewind_vcs.store.session import Session, SessionSummary, Timeline
+from rewind_vcs.store.trailers import parse_trailers, trailer_number
 
 if TYPE_CHECKING:
     from rewind_vcs.store.gitdir import GitDir as Repo
 
 _STEP_RE = re.compile(r"^step-(\d+)$")
+#: Longest ref a user may type (git's own limit on a ref name is about the file system's).
+MAX_REF_LENGTH = 1024
 _HEX_RE = re.compile(r"^[0-9a-f]{1,40}$")
 
 
@@ -68,6 +76,9 @@ class Resolver:
         except UnicodeEncodeError:
             raise RefError(f"ref {spec.encode(errors='backslashreplace').decode()} is not valid UTF-8",
                            hint="ref names are text: see 'rewind log'") from None
+        if len(spec) > MAX_REF_LENGTH:
+            raise RefError(f"ref is {len(spec):,} characters long",
+                           hint=f"refs longer than {MAX_REF_LENGTH} characters are refused; see 'rewind log'")
         if any(c in spec for c in "\n\r\t\0"):
             raise RefError(f"ref {spec!r} holds control characters", hint="see 'rewind log'")
         m = _STEP_RE.match(spec)
@@ -98,8 +109,19 @@ class Resolver:
         if base == "latest":
             return self._timeline_target(base, self._latest().id, MAIN)
         git_refs = self.repo.git.references
+        if base.startswith(TAGS):
+            tag = git_refs.get(base)
+            if tag is None:
+                raise RefError(f"no tag '{base[len(TAGS):]}'", hint="see 'rewind tag'")
+            return self._commit_target(base, str(tag.peel().id))
         tag = git_refs.get(TAGS + base) if "/" not in base else None
         if tag is not None:
+            clash = self._sessions_named(base)
+            if clash:
+                raise AmbiguousRefError(
+                    base, [f"tag {base}"] + [f"session {sid}" for sid in clash],
+                    hint=f"write refs/tags/{base} for the tag, or {clash[0]}/main for the session",
+                )
             return self._commit_target(base, str(tag.peel().id))
         if "/" in base:
             sess, _, tl = base.partition("/")
@@ -136,23 +158,11 @@ class Resolver:
 
     def _commit_target(self, spec: str, commit_id: str) -> Target:
         """A commit named by a tag or a detached HEAD: find its session, timeline and step."""
-        git = self.repo.git
-        commit = git[commit_id]
-        trailers = parse_trailers(commit.message)
-        kind = trailers.get("Rewind-Kind")
-        if kind == "session":
-            sid = commit_id[:ID_LENGTH]
-        elif kind in ("step", "end"):
-            sid = trailers["Rewind-Session"]
-        else:
+        located = CommitLocator(self.repo).locate(commit_id)
+        if located is None:
             raise RefError(f"'{spec}' points at {commit_id[:12]}, which is not a rewind step or session")
-        session = Session(self.repo, sid)
-        timelines = session.timelines()  # main first
-        holder = next((t for t in timelines if t.tip == commit_id), None)
-        if holder is None:
-            holder = next((t for t in timelines if git.descendant_of(t.tip, commit_id)), None)
-        step = Step(self.repo, commit_id).n if kind == "step" else None
-        return Target(spec, sid, holder.name if holder else None, commit_id, step)
+        sid, timeline, step = located
+        return Target(spec, sid, timeline, commit_id, step)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -166,6 +176,14 @@ class Resolver:
         if not sessions:
             raise RefError("there are no sessions yet", hint="record one with 'rewind record -- <command>'")
         return sessions[0]
+
+    def _sessions_named(self, text: str) -> list[str]:
+        """Sessions a bare ``text`` names as a session: by name, or as an id prefix."""
+        sessions = self._all()
+        hits = [s.id for s in sessions if s.name == text]
+        if _HEX_RE.match(text):
+            hits += [s.id for s in sessions if s.id.startswith(text) and s.id not in hits]
+        return hits
 
     def _session_id(self, text: str) -> str:
         if text == "latest":
@@ -184,3 +202,55 @@ class Resolver:
         close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "see 'rewind log' for session ids and names"
         raise RefError(f"unknown ref '{text}': no session, name or tag matches", hint=hint)
+
+
+class CommitLocator:
+    """Which session, timeline and step a commit is, with what it learns cached.
+
+    One locator answers many commits in time linear in them plus the history
+    of the timelines involved (``rewind tag`` lists thousands of tags with
+    one): the session refs are read once, and a timeline's commits once.
+    """
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self._tips: dict[str, dict[str, str]] | None = None
+        self._members: dict[tuple[str, str], set[str]] = {}
+
+    def _session_tips(self, sid: str) -> dict[str, str]:
+        if self._tips is None:
+            self._tips = session_tips(self.repo)
+        return self._tips.get(sid, {})
+
+    def _holds(self, sid: str, timeline: str, tip: str, commit_id: str) -> bool:
+        key = (sid, timeline)
+        members = self._members.get(key)
+        if members is None:
+            members = set(Timeline(Session(self.repo, sid), timeline, tip).commits)
+            self._members[key] = members
+        return commit_id in members
+
+    def locate(self, commit_id: str) -> tuple[str, str | None, int | None] | None:
+        """``(session id, timeline or None, step n or None)``; None when not a rewind commit."""
+        import pygit2
+
+        commit = self.repo.git.get(commit_id)
+        if not isinstance(commit, pygit2.Commit):
+            return None
+        trailers = parse_trailers(commit.message)
+        kind = trailers.get(trailer_keys.KIND)
+        if kind == "session":
+            sid = commit_id[:ID_LENGTH]
+        elif kind in ("step", "end"):
+            sid = trailers.get(trailer_keys.SESSION, "")
+        else:
+            return None
+        tips = self._session_tips(sid)
+        if not tips:
+            return None
+        names = sorted(tips, key=lambda n: (n != MAIN, n))  # main first
+        holder = next((n for n in names if tips[n] == commit_id), None)
+        if holder is None:
+            holder = next((n for n in names if self._holds(sid, n, tips[n], commit_id)), None)
+        step = trailer_number(trailers, trailer_keys.STEP) if kind == "step" else None
+        return sid, holder, step
