@@ -57,8 +57,10 @@ def fsck(as_json: bool = typer.Option(False, "--json", help="Print problems as J
         print_json({"ok": report.ok, "sessions": report.sessions, "steps": report.steps,
                     "problems": report.problems})
     else:
-        for p in report.problems:
-            console().print(f"[red]problem[/red] {p}")
+        from rich.markup import escape
+
+        for p in report.problems:  # problems quote repository data: never parsed as markup
+            console().print(f"[red]problem[/red] {escape(p)}", soft_wrap=True)
         info(f"checked {report.sessions} sessions, {report.steps} steps: "
              + ("ok" if report.ok else f"{len(report.problems)} problems"))
     if not report.ok:

@@ -20,7 +20,7 @@ import orjson
 
 from rewind_vcs.errors import RewindError
 from rewind_vcs.store.arrivals import read_arrivals
-from rewind_vcs.store.refs import MAIN, SESSIONS, read_refs
+from rewind_vcs.store.refs import MAIN, SESSIONS, is_session_id, printable, read_refs
 from rewind_vcs.store.session import SessionSummary, row_from_tip, summarise, summary_from_row
 
 if TYPE_CHECKING:
@@ -103,10 +103,10 @@ def _read_row(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
     try:
         return row_from_tip(repo, sid, tip)
     except RewindError as exc:
-        reason = str(exc)
+        reason = exc.message
     except Exception as exc:  # noqa: BLE001 - a damaged object store raises GitError, KeyError and friends
         reason = f"{type(exc).__name__}: {exc}"
-    return {"tip": tip, "bad": reason[:300]}
+    return {"tip": tip, "bad": printable(reason, 300)}
 
 
 def list_sessions(repo: Repo, *, use_cache: bool = True) -> SessionListing:
@@ -123,7 +123,7 @@ def list_sessions(repo: Repo, *, use_cache: bool = True) -> SessionListing:
         if enabled:
             gc.enable()
     if listing.skipped:
-        shown = ", ".join(s.id for s in listing.skipped[:5]) + (" ..." if len(listing.skipped) > 5 else "")
+        shown = ", ".join(printable(s.id, 40) for s in listing.skipped[:5]) + (" ..." if len(listing.skipped) > 5 else "")
         log.warning("skipped %d unreadable session(s) (%s); run 'rewind fsck' for details",
                     len(listing.skipped), shown)
     return listing
@@ -136,6 +136,9 @@ def _list_sessions(repo: Repo, use_cache: bool) -> SessionListing:
     dirty = False
     for sid, tls in tips.items():
         main = tls.get(MAIN) or next(iter(tls.values()))
+        if not is_session_id(sid):
+            rows[sid] = {"tip": main, "bad": "its name is not a rewind session id (12 hex digits)"}
+            continue
         row = cache.get(sid)
         if not _usable(row, main):
             row = _read_row(repo, sid, main)
@@ -147,7 +150,7 @@ def _list_sessions(repo: Repo, use_cache: bool) -> SessionListing:
     listing = SessionListing()
     for sid, row in rows.items():
         if "bad" in row:
-            listing.skipped.append(SkippedSession(sid, str(row["bad"])))
+            listing.skipped.append(SkippedSession(printable(sid, 80), str(row["bad"])))
         else:
             listing.sessions.append(summary_from_row(repo, sid, row, len(tips[sid])))
     listing.sessions = newest_first(repo, listing.sessions)

@@ -58,6 +58,14 @@ def has_unsafe_characters(name: str) -> bool:
     return False
 
 
+_ID_RE = re.compile("[0-9a-f]{" + str(ID_LENGTH) + "}")
+
+
+def is_session_id(text: str) -> bool:
+    """A full session id: the first 12 hex digits of its root commit."""
+    return _ID_RE.fullmatch(text) is not None
+
+
 def valid_timeline_name(name: str) -> bool:
     return (
         isinstance(name, str)
@@ -82,7 +90,9 @@ def valid_tag_name(name: str) -> bool:
     )
 
 
-def read_refs(git_dir: str | os.PathLike[str], prefixes: tuple[str, ...] = (SESSIONS, TAGS)) -> dict[str, str]:
+def read_refs(
+    git_dir: str | os.PathLike[str], prefixes: tuple[str, ...] = (SESSIONS, TAGS), *, warn: bool = True
+) -> dict[str, str]:
     """All refs under ``prefixes`` as ``{name: hex oid}``: packed-refs first, loose files win.
 
     Symbolic refs and peeled lines are skipped. This follows git's on-disk
@@ -124,7 +134,7 @@ def read_refs(git_dir: str | os.PathLike[str], prefixes: tuple[str, ...] = (SESS
                 if content.startswith("ref:") or len(content) < 40:
                     continue
                 refs[name] = content[:40]
-    if skipped:
+    if skipped and warn:
         log.warning("skipped %d ref(s) whose names are not valid UTF-8 text, e.g. %s; run 'rewind fsck'",
                     len(skipped), printable(skipped[0]))
     return refs

@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rewind_vcs.errors import AmbiguousRefError, RefError
+from rewind_vcs.errors import AmbiguousRefError, FormatError, RefError
 from rewind_vcs.store import trailers as trailer_keys
-from rewind_vcs.store.index import list_sessions, session_tips
+from rewind_vcs.store.index import SkippedSession, list_sessions, session_tips
 from rewind_vcs.store.refs import ID_LENGTH, MAIN, TAGS, parse_timeline_ref, timeline_ref
 from rewind_vcs.store.session import Session, SessionSummary, Timeline
 from rewind_vcs.store.trailers import parse_trailers, trailer_number
@@ -64,6 +64,7 @@ class Resolver:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self._summaries: list[SessionSummary] | None = None
+        self._skipped: list[SkippedSession] = []
 
     # -- entry point ---------------------------------------------------------------
 
@@ -168,7 +169,9 @@ class Resolver:
 
     def _all(self) -> list[SessionSummary]:
         if self._summaries is None:
-            self._summaries = list_sessions(self.repo).sessions
+            listing = list_sessions(self.repo)
+            self._summaries = listing.sessions
+            self._skipped = listing.skipped
         return self._summaries
 
     def _latest(self) -> SessionSummary:
@@ -198,6 +201,12 @@ class Resolver:
                 return hits[0].id
             if len(hits) > 1:
                 raise AmbiguousRefError(text, [s.id for s in hits])
+        broken = [s for s in self._skipped if s.id.startswith(text)] if _HEX_RE.match(text) else []
+        if len(broken) == 1:
+            reason = broken[0].reason
+            if broken[0].id not in reason:
+                reason = f"session {broken[0].id} cannot be read: {reason}"
+            raise FormatError(reason, hint="run 'rewind fsck'")
         names = sorted({s.name for s in sessions if s.name} | {s.id for s in sessions})
         close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "see 'rewind log' for session ids and names"

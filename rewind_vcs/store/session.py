@@ -24,7 +24,14 @@ from rewind_vcs.store.records import (
     SessionStatus,
     StepInfo,
 )
-from rewind_vcs.store.refs import MAIN, SESSIONS, parse_timeline_ref, timeline_ref
+from rewind_vcs.store.refs import (
+    MAIN,
+    SESSIONS,
+    parse_timeline_ref,
+    printable,
+    read_refs,
+    timeline_ref,
+)
 from rewind_vcs.store.trailers import parse_trailers, trailer_number
 
 if TYPE_CHECKING:
@@ -79,7 +86,7 @@ def tree_record(tree: pygit2.Tree, name: str, what: str, where: str) -> bytes:
     """The bytes of file ``name`` in a commit's tree; FormatError when it is missing or not a file."""
     try:
         entry = tree[name]
-    except KeyError:
+    except (KeyError, ValueError):
         raise FormatError(f"{where} has no {name}: it is not a rewind {what} commit",
                           hint="run 'rewind fsck'") from None
     data = getattr(entry, "data", None)
@@ -164,7 +171,8 @@ class Step:
         tree = self._commit.tree
         if "step.json" not in tree:
             raise RefError(f"commit {self.commit_id[:12]} is not a step")
-        return fmt.step_from_record(fmt.loads(tree["step.json"].data, "step", f"in {self.commit_id[:12]}"))
+        where = f"in {self.commit_id[:12]}"
+        return fmt.step_from_record(fmt.loads(tree_record(tree, "step.json", "step", where), "step", where))
 
     @property
     def n(self) -> int:
@@ -173,14 +181,16 @@ class Step:
     @cached_property
     def request(self) -> Request:
         tree = self._commit.tree
-        meta = fmt.loads(tree["request/meta.json"].data, "request", f"in {self.commit_id[:12]}")
-        return fmt.request_from_record(meta, tree["request/body"].data)
+        where = f"step {self.commit_id[:12]}"
+        meta = fmt.loads(tree_record(tree, "request/meta.json", "step", where), "request", f"in {self.commit_id[:12]}")
+        return fmt.request_from_record(meta, tree_record(tree, "request/body", "step", where))
 
     @cached_property
     def response(self) -> Response:
         tree = self._commit.tree
-        meta = fmt.loads(tree["response/meta.json"].data, "response", f"in {self.commit_id[:12]}")
-        return fmt.response_from_record(meta, tree["response/body"].data)
+        where = f"step {self.commit_id[:12]}"
+        meta = fmt.loads(tree_record(tree, "response/meta.json", "step", where), "response", f"in {self.commit_id[:12]}")
+        return fmt.response_from_record(meta, tree_record(tree, "response/body", "step", where))
 
     @property
     def exchange(self) -> Exchange:
@@ -264,8 +274,10 @@ class Timeline:
         if not self.finished:
             return None
         tree = self.repo.git[self.tip].tree
-        stdout = tree["stdout"].data if "stdout" in tree else None
-        return fmt.end_from_record(fmt.loads(tree["end.json"].data, "end", f"in {self.tip[:12]}"), stdout)
+        where = f"closing commit {self.tip[:12]}"
+        stdout = tree_record(tree, "stdout", "closing", where) if "stdout" in tree else None
+        record = fmt.loads(tree_record(tree, "end.json", "closing", where), "end", f"in {self.tip[:12]}")
+        return fmt.end_from_record(record, stdout)
 
     @property
     def status(self) -> SessionStatus:
@@ -300,13 +312,13 @@ class Session:
     def _tips(self) -> dict[str, str]:
         prefix = f"{SESSIONS}{self.id}/"
         tips: dict[str, str] = {}
-        for ref in self.repo.git.references.iterator():
-            if ref.name.startswith(prefix):
-                parsed = parse_timeline_ref(ref.name)
-                if parsed:
-                    tips[parsed[1]] = str(ref.target)
+        if self.id and "/" not in self.id:
+            for name, oid in read_refs(self.repo.path, (prefix,)).items():
+                parsed = parse_timeline_ref(name)
+                if parsed and parsed[0] == self.id:
+                    tips[parsed[1]] = oid
         if not tips:
-            raise RefError(f"no session {self.id}", hint="see 'rewind log'")
+            raise RefError(f"no session {printable(self.id, 40)}", hint="see 'rewind log'")
         return tips
 
     def timelines(self) -> list[Timeline]:
@@ -330,7 +342,8 @@ class Session:
     @cached_property
     def info(self) -> SessionInfo:
         tree = self.repo.git[self._tips.get(MAIN) or next(iter(self._tips.values()))].tree
-        return fmt.session_from_record(fmt.loads(tree["session.json"].data, "session", f"of {self.id}"))
+        data = tree_record(tree, "session.json", "session", f"session {self.id}")
+        return fmt.session_from_record(fmt.loads(data, "session", f"of {self.id}"))
 
     def summary(self) -> SessionSummary:
         return summarise(self.repo, self.id, self._tips)

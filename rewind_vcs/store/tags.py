@@ -84,7 +84,8 @@ def list_tags(repo: Repo) -> list[TagInfo]:
 
 def invalid_tag_names(repo: Repo) -> list[str]:
     """Tags ``rewind tag`` would refuse (printable): what fsck reports."""
-    return [printable(r[len(TAGS):]) for r in read_refs(repo.path, (TAGS,)) if not valid_tag_name(r[len(TAGS):])]
+    names = [r[len(TAGS):] for r in read_refs(repo.path, (TAGS,), warn=False)]
+    return [printable(n) for n in names if not valid_tag_name(n)]
 
 
 def create_tag(repo: Repo, name: str, ref: str = "HEAD", *, force: bool = False) -> TagInfo:
