@@ -14,6 +14,7 @@ objects (``rewind --help``, a cached ``rewind log``) stay fast.
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ DIRNAME = ".rewind"
 SIGNATURE_NAME = "rewind"
 SIGNATURE_EMAIL = "rewind@localhost"
 FORMAT_KEY = "rewind.format"
+log = logging.getLogger(__name__)
 #: Longest path we try to open (a crafted REWIND_DIR or argument is refused, not stat'ed).
 _MAX_PATH = 4096
 
@@ -231,12 +233,10 @@ def _is_rewind_dir(p: Path) -> bool:
     try:
         if not p.is_dir() or not (p / "HEAD").exists() or not (p / "objects").is_dir():
             return False
-    except OSError:
+    except OSError as exc:
+        log.warning("cannot look into %s: %s", p, exc)
         return False
-    try:
-        return FORMAT_KEY in _read_config(p)
-    except RewindError:
-        return False
+    return FORMAT_KEY in _read_config(p)  # a git directory with a broken config: its own one-line error
 
 
 __all__ = ["DIRNAME", "FORMAT_KEY", "GitDir", "check_format"]

@@ -72,7 +72,7 @@ def _save_cache(repo: Repo, rows: dict[str, dict[str, Any]]) -> None:
             f.write(orjson.dumps({"format": CACHE_VERSION, "rows": rows}))
         os.replace(tmp, target)
     except OSError as exc:  # a read-only repository still lists; it just is not cached
-        log.debug("cannot write the session cache %s: %s", target, exc)
+        log.info("cannot write the session cache %s (listing is not cached): %s", target, exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ def _remove_packed_loose(repo: Repo, candidates: set[str]) -> int:
             removed += 1
             dirs.add(path.parent)
         except FileNotFoundError:
-            pass
+            pass  # another gc removed it first: the pack holds it, which is all that matters
     for d in dirs:
         try:
             d.rmdir()
@@ -160,7 +160,7 @@ def gc(repo: Repo) -> PackResult:
                 try:
                     p.with_suffix(ext).unlink()
                 except FileNotFoundError:
-                    pass
+                    pass  # a pack has no .rev or .keep file unless git wrote one
     removed = _remove_packed_loose(repo, loose_before)
     _clear_stale_tmp(objects)
     pack_refs(repo)
@@ -174,7 +174,7 @@ def _clear_stale_tmp(objects: Path) -> None:
             if now - p.stat().st_mtime > STALE_TMP_SECONDS:
                 p.unlink()
         except FileNotFoundError:
-            pass
+            pass  # its writer finished (renamed it) while we looked
 
 
 def pack_refs(repo: Repo) -> None:
@@ -188,4 +188,4 @@ def pack_refs(repo: Repo) -> None:
             try:
                 os.rmdir(root)
             except OSError:
-                pass
+                pass  # a writer created a ref in it meanwhile: keep it

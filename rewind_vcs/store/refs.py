@@ -129,9 +129,15 @@ def read_refs(
                     continue
                 try:
                     content = path.read_text().strip()
-                except (FileNotFoundError, UnicodeDecodeError, IsADirectoryError):
+                except FileNotFoundError:  # deleted while we walked: not there any more
                     continue
-                if content.startswith("ref:") or len(content) < 40:
+                except (OSError, UnicodeDecodeError) as exc:
+                    log.warning("cannot read ref %s (%s); run 'rewind fsck'", printable(name), exc)
+                    continue
+                if content.startswith("ref:"):  # symbolic: not a session or tag of ours
+                    continue
+                if len(content) < 40:
+                    log.warning("ref %s holds %r, not an object id; run 'rewind fsck'", printable(name), content[:40])
                     continue
                 refs[name] = content[:40]
     if skipped and warn:
