@@ -133,6 +133,19 @@ class GitDir:
         except pygit2.GitError as exc:
             raise NotARepositoryError(f"{self.path} is not a readable git repository ({exc})") from None
 
+    def commit(self, oid: str | pygit2.Oid) -> pygit2.Commit:
+        """The commit ``oid``; FormatError (never KeyError or AttributeError) when it is missing or no commit."""
+        import pygit2
+
+        try:
+            obj = self.git.get(oid)
+        except (ValueError, pygit2.GitError) as exc:
+            raise FormatError(f"cannot read object {str(oid)[:12]}: {exc}", hint="run 'rewind fsck'") from None
+        if not isinstance(obj, pygit2.Commit):
+            what = "missing" if obj is None else f"a {type(obj).__name__.lower()}, not a commit"
+            raise FormatError(f"object {str(oid)[:12]} is {what}", hint="run 'rewind fsck'")
+        return obj
+
     @property
     def workdir(self) -> Path:
         """The directory holding ``.rewind/`` (where sessions' relative paths start)."""

@@ -142,11 +142,12 @@ class Resolver:
             raise RefError("HEAD is not checked out yet", hint="run 'rewind checkout <session>' or name a session")
         if git.head_is_detached:
             return self._commit_target("HEAD", str(git.head.target))
-        name = git.references.get("HEAD").target
+        head = git.references.get("HEAD")
+        name = head.target if head is not None else None
         parsed = parse_timeline_ref(name) if isinstance(name, str) else None
         if parsed is None:
             raise RefError(f"HEAD points at {name}, which is not a timeline", hint="run 'rewind checkout <session>'")
-        if git.references.get(name) is None:
+        if git.references.get(str(name)) is None:
             raise RefError(f"HEAD points at {parsed[0]}/{parsed[1]}, which no longer exists",
                            hint="run 'rewind checkout <session>'")
         return self._timeline_target("HEAD", *parsed)

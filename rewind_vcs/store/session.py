@@ -163,8 +163,8 @@ class Step:
         self.commit_id = commit_id
 
     @cached_property
-    def _commit(self):
-        return self.repo.git[self.commit_id]
+    def _commit(self) -> pygit2.Commit:
+        return self.repo.commit(self.commit_id)
 
     @cached_property
     def info(self) -> StepInfo:
@@ -233,20 +233,19 @@ class Timeline:
     @cached_property
     def commits(self) -> list[str]:
         """Commit ids from the root to the tip (first parents)."""
-        git = self.repo.git
         out: list[str] = []
-        commit = git[self.tip]
+        commit = self.repo.commit(self.tip)
         while True:
             out.append(str(commit.id))
             if not commit.parent_ids:
                 break
-            commit = git[commit.parent_ids[0]]
+            commit = self.repo.commit(commit.parent_ids[0])
         out.reverse()
         return out
 
     @cached_property
     def _tip_trailers(self) -> dict[str, str]:
-        return parse_trailers(self.repo.git[self.tip].message)
+        return parse_trailers(self.repo.commit(self.tip).message)
 
     @property
     def finished(self) -> bool:
@@ -273,7 +272,7 @@ class Timeline:
     def end(self) -> EndInfo | None:
         if not self.finished:
             return None
-        tree = self.repo.git[self.tip].tree
+        tree = self.repo.commit(self.tip).tree
         where = f"closing commit {self.tip[:12]}"
         stdout = tree_record(tree, "stdout", "closing", where) if "stdout" in tree else None
         record = fmt.loads(tree_record(tree, "end.json", "closing", where), "end", f"in {self.tip[:12]}")
@@ -341,7 +340,7 @@ class Session:
 
     @cached_property
     def info(self) -> SessionInfo:
-        tree = self.repo.git[self._tips.get(MAIN) or next(iter(self._tips.values()))].tree
+        tree = self.repo.commit(self._tips.get(MAIN) or next(iter(self._tips.values()))).tree
         data = tree_record(tree, "session.json", "session", f"session {self.id}")
         return fmt.session_from_record(fmt.loads(data, "session", f"of {self.id}"))
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rewind_vcs.errors import ConflictError, RefError, RewindError
 from rewind_vcs.store import format as fmt
@@ -56,7 +57,10 @@ class Lease:
         self._held.release()
 
 
-def _retry_locked(fn, *args):
+_R = TypeVar("_R")
+
+
+def _retry_locked(fn: Callable[..., _R], *args: Any) -> _R:
     """Call ``fn``; retry while libgit2 reports a ref lock held by another process."""
     deadline = time.monotonic() + _LOCK_RETRY_SECONDS
     delay = 0.002
@@ -141,7 +145,7 @@ class SessionWriter:
             tip = repo.git.references.get(ref)
             if tip is None:
                 raise RefError(f"no timeline {session_id}/{timeline}")
-            commit = repo.git[tip.target]
+            commit = repo.commit(tip.target)
             return cls._from_commit(repo, session_id, timeline, commit, lease)
         except BaseException:
             lease.release()
@@ -157,11 +161,11 @@ class SessionWriter:
         lease = Lease(repo, session_id)
         try:
             git = repo.git
-            commit = git[at_commit]
+            commit = repo.commit(at_commit)
             existing = {
-                parse_timeline_ref(n)[1]
+                parsed[1]
                 for n in git.references
-                if n.startswith(f"refs/sessions/{session_id}/")
+                if (parsed := parse_timeline_ref(n)) is not None and parsed[0] == session_id
             }
             if timeline is None:
                 k = 1
@@ -188,7 +192,9 @@ class SessionWriter:
             raise
 
     @classmethod
-    def _from_commit(cls, repo: Repo, sid: str, timeline: str, commit, lease: Lease) -> SessionWriter:
+    def _from_commit(
+        cls, repo: Repo, sid: str, timeline: str, commit: pygit2.Commit, lease: Lease
+    ) -> SessionWriter:
         tree = commit.tree
         trailers = parse_trailers(commit.message)
         if trailers.get("Rewind-Kind") == "end":
@@ -315,7 +321,7 @@ class SessionWriter:
             tb.insert(name, git.create_blob(bytes(data)), BLOB)
         return tb.write()
 
-    def _commit(self, msg: str, sig, tree) -> str:
+    def _commit(self, msg: str, sig: pygit2.Signature, tree: pygit2.Oid) -> str:
         git = self.repo.git
         try:
             oid = _retry_locked(git.create_commit, self.ref, sig, sig, msg, tree, [self.tip])
