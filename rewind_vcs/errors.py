@@ -28,12 +28,14 @@ class RefError(RewindError):
 
 
 class AmbiguousRefError(RefError):
-    def __init__(self, spec: str, candidates: list[str]) -> None:
+    """A ref names more than one thing: several sessions, or a tag and a session."""
+
+    def __init__(self, spec: str, candidates: list[str], *, hint: str | None = None) -> None:
         self.candidates = candidates
         shown = ", ".join(candidates[:10]) + (" ..." if len(candidates) > 10 else "")
         super().__init__(
             f"ref '{spec}' is ambiguous: it matches {shown}",
-            hint="type more characters of the session id",
+            hint=hint or "type more characters of the session id",
         )
 
 

@@ -39,7 +39,13 @@ def log(
 
 
 def _log_sessions(repo, n: int | None, as_json: bool) -> None:
-    sessions = repo.sessions()
+    listing = repo.session_listing()
+    sessions = listing.sessions
+    if listing.skipped:
+        from rewind_vcs.cli.common import info
+
+        info(f"note: {len(listing.skipped)} session(s) could not be read and are not listed; "
+             "run 'rewind fsck' for details")
     if n is not None:
         sessions = sessions[:n]
     if as_json:

@@ -35,40 +35,18 @@ def tag(
     as_json: bool = typer.Option(False, "--json", help="Print JSON when listing."),
 ) -> None:
     """List, create or delete tags (refs/tags/NAME), like git's lightweight tags."""
-    from rewind_vcs.errors import RefError
-    from rewind_vcs.store.refs import TAGS, valid_tag_name
-
     repo = open_repo()
-    git = repo.git
     if delete:
-        ref_obj = git.references.get(TAGS + delete)
-        if ref_obj is None:
-            raise RefError(f"tag '{delete}' not found", hint="see 'rewind tag'")
-        ref_obj.delete()
+        repo.delete_tag(delete)
         info(f"Deleted tag '{delete}'")
         return
     if name is None:
-        rows = []
-        for r in sorted(git.references.iterator(), key=lambda r: r.name):
-            if r.name.startswith(TAGS):
-                try:
-                    target = repo.resolve(r.name[len(TAGS):]).describe()
-                except Exception:  # noqa: BLE001 - a foreign tag still lists
-                    target = str(r.target)[:12]
-                rows.append({"name": r.name[len(TAGS):], "target": target, "commit": str(r.peel().id)})
+        tags = repo.tags()
         if as_json:
-            print_json(rows)
+            print_json([t.to_json() for t in tags])
         else:
-            for row in rows:
-                console().print(f"{row['name']}\t{row['target']}")
+            for t in tags:
+                console().print(f"{t.name}\t{t.target}", markup=False, highlight=False)
         return
-    if not valid_tag_name(name):
-        raise RefError(f"'{name}' is not a valid tag name",
-                       hint="use letters, digits, '.', '_' and '-', not 'step-N', 'HEAD' or 'latest'")
-    target = repo.resolve(ref or "HEAD")
-    if git.references.get(TAGS + name) is not None and not force:
-        raise RefError(f"tag '{name}' already exists", hint="use -f to move it, or -d to delete it")
-    import pygit2
-
-    git.references.create(TAGS + name, pygit2.Oid(hex=target.commit), force=force)
-    info(f"Tagged {target.describe()} as '{name}'")
+    made = repo.create_tag(name, ref or "HEAD", force=force)
+    info(f"Tagged {made.target} as '{made.name}'")

@@ -208,7 +208,7 @@ def commit_entry(
 
 def _last_journal_seq(writer: SessionWriter) -> int:
     from rewind_vcs.store.session import Step
-    from rewind_vcs.store.writer import parse_trailers
+    from rewind_vcs.store.trailers import parse_trailers
 
     commit = writer.repo.git[writer.tip]
     if parse_trailers(commit.message).get("Rewind-Kind") != "step":

@@ -20,6 +20,7 @@ not be deleted, and it is never pushed or exported (it describes this copy).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from enum import StrEnum
 from pathlib import Path
 
 ARRIVALS_FILE = "arrivals"
+
+log = logging.getLogger(__name__)
 
 
 class Origin(StrEnum):
@@ -73,7 +76,10 @@ def note_arrivals(
     lines = []
     seen: set[str] = set()
     for sid in session_ids:
-        if sid in known or sid in seen or not sid.isalnum():
+        if sid in known or sid in seen:
+            continue
+        if not sid.isalnum():
+            log.warning("not noting the arrival of %r: not a session id", sid[:40])
             continue
         seen.add(sid)
         lines.append(f"{sid} {origin.value} {src}\n")
@@ -93,14 +99,22 @@ def read_arrivals(repo_path: str | os.PathLike[str]) -> dict[str, Arrival]:
     except FileNotFoundError:
         return {}
     out: dict[str, Arrival] = {}
+    garbled = 0
     for line in data.decode("utf-8", "replace").splitlines():
         parts = line.split(" ")
-        if len(parts) != 3 or parts[0] in out:
+        if len(parts) != 3:
+            garbled += bool(line.strip())
+            continue
+        if parts[0] in out:
             continue
         origin = _ORIGINS.get(parts[1])
         if origin is None or origin is Origin.UNKNOWN:
+            garbled += 1
             continue
         out[parts[0]] = Arrival(len(out), origin, "" if parts[2] == "-" else parts[2])
+    if garbled:
+        log.warning("%s: skipped %d line(s) that do not parse (those sessions sort as unknown arrivals)",
+                    Path(repo_path) / ARRIVALS_FILE, garbled)
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 
@@ -64,11 +64,12 @@ def loads(data: bytes, kind: str, where: str = "") -> Record:
     if version > FORMAT_VERSION:
         raise FormatTooNewError(label, version, FORMAT_VERSION)
     steps = MIGRATIONS.get(kind, {})
+    out: Record = record
     while version < FORMAT_VERSION:
-        record = steps[version](record)
+        out = steps[version](out)
         version += 1
-        record["format"] = version
-    return record
+        out["format"] = version
+    return out
 
 
 def plain(value: Any) -> Any:
@@ -86,16 +87,20 @@ def plain(value: Any) -> Any:
 # -- step.json -------------------------------------------------------------
 
 def step_to_record(info: StepInfo) -> Record:
-    record = plain(info)
+    record: Record = plain(info)
     record["format"] = FORMAT_VERSION
     return record
 
 
-def _shaped(kind: str):
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _shaped(kind: str) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
     """Decorator: a record of the wrong shape (a field of the wrong type) is a FormatError."""
 
-    def wrap(fn):
-        def read(*args, **kwargs):
+    def wrap(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+        def read(*args: _P.args, **kwargs: _P.kwargs) -> _T:
             try:
                 return fn(*args, **kwargs)
             except (KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -137,7 +142,7 @@ def step_from_record(record: Record) -> StepInfo:
 # -- session.json / end.json -------------------------------------------------
 
 def session_to_record(info: SessionInfo) -> Record:
-    record = plain(info)
+    record: Record = plain(info)
     record["format"] = FORMAT_VERSION
     return record
 
@@ -158,7 +163,7 @@ def session_from_record(record: Record) -> SessionInfo:
 
 
 def end_to_record(info: EndInfo) -> Record:
-    record = plain(info)
+    record: Record = plain(info)
     record.pop("stdout", None)  # stored as its own blob, end/stdout
     record["format"] = FORMAT_VERSION
     return record

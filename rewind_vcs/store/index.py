@@ -10,24 +10,27 @@ pygit2. The cache is derived data: deleting it is always safe.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from rewind_vcs.store import format as fmt
-from rewind_vcs.store.records import SessionStatus
-from rewind_vcs.store.refs import MAIN, SESSIONS, read_refs
-from rewind_vcs.store.session import SessionSummary, status_from_tip
+from rewind_vcs.errors import RewindError
+from rewind_vcs.store.arrivals import read_arrivals
+from rewind_vcs.store.refs import MAIN, SESSIONS, is_session_id, printable, read_refs
+from rewind_vcs.store.session import SessionSummary, row_from_tip, summarise, summary_from_row
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.repo import Repo
+    from rewind_vcs.store.gitdir import GitDir as Repo
 
 CACHE_FILE = "cache/sessions.json"
-_STATUS = {s.value: s for s in SessionStatus}
 #: Bumped when the shape of a cached row changes (older caches are rebuilt).
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+
+log = logging.getLogger(__name__)
 
 
 def session_tips(repo: Repo) -> dict[str, dict[str, str]]:
@@ -46,59 +49,13 @@ def session_tips(repo: Repo) -> dict[str, dict[str, str]]:
     return out
 
 
-def _row_from_tip(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
-    from rewind_vcs.store.writer import parse_trailers, trailer_number
-
-    commit = repo.git[tip]
-    trailers = parse_trailers(commit.message)
-    info = fmt.session_from_record(fmt.loads(commit.tree["session.json"].data, "session", f"of {sid}"))
-    row = {
-        "tip": tip,
-        "name": info.name,
-        "started_at": info.started_at,
-        "command": info.command,
-        "steps": trailer_number(trailers, "Rewind-Step"),
-        "tokens": trailer_number(trailers, "Rewind-Tokens"),
-        "cost_usd": trailer_number(trailers, "Rewind-Cost", float),
-        "errors": trailer_number(trailers, "Rewind-Errors"),
-        "kind": trailers.get("Rewind-Kind", "session"),
-        "exit": trailers.get("Rewind-Exit", "none"),
-    }
-    if row["kind"] == "end":  # a closed session's status never changes: compute it once, here
-        status, code = status_from_tip(repo, sid, trailers)
-        row["status"], row["exit_code"] = status.value, code
-    return row
-
-
-def _summary(repo: Repo, sid: str, row: dict[str, Any], timelines: int) -> SessionSummary:
-    if "status" in row:
-        status, code = _STATUS[row["status"]], row["exit_code"]
-    else:  # still open: recording (a live lease) or incomplete
-        status, code = status_from_tip(repo, sid, {"Rewind-Kind": row["kind"]})
-    return SessionSummary(
-        id=sid,
-        name=row["name"],
-        started_at=row["started_at"],
-        steps=row["steps"],
-        tokens=row["tokens"],
-        cost_usd=row["cost_usd"],
-        errors=row["errors"],
-        status=status,
-        timelines=timelines,
-        command=row["command"],
-        exit_code=code,
-    )
-
-
-def summarise(repo: Repo, sid: str, tips: dict[str, str]) -> SessionSummary:
-    main = tips.get(MAIN) or next(iter(tips.values()))
-    return _summary(repo, sid, _row_from_tip(repo, sid, main), len(tips))
-
-
 def _load_cache(repo: Repo) -> dict[str, dict[str, Any]]:
     try:
         data = orjson.loads((repo.path / CACHE_FILE).read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
+    except FileNotFoundError:
+        return {}
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.info("ignoring the session cache %s (%s): rebuilding it", repo.path / CACHE_FILE, exc)
         return {}
     if not isinstance(data, dict) or data.get("format") != CACHE_VERSION:
         return {}
@@ -114,12 +71,46 @@ def _save_cache(repo: Repo, rows: dict[str, dict[str, Any]]) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(orjson.dumps({"format": CACHE_VERSION, "rows": rows}))
         os.replace(tmp, target)
-    except OSError:
-        pass  # a read-only repository still lists; it just is not cached
+    except OSError as exc:  # a read-only repository still lists; it just is not cached
+        log.info("cannot write the session cache %s (listing is not cached): %s", target, exc)
 
 
-def list_sessions(repo: Repo, *, use_cache: bool = True) -> list[SessionSummary]:
-    """Every session, newest first."""
+@dataclass(frozen=True, slots=True)
+class SkippedSession:
+    """A session listing could not read (a foreign commit under ``refs/sessions/``, a newer format...)."""
+
+    id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SessionListing:
+    """What :func:`list_sessions` found: readable sessions newest arrival first, and the skipped ones."""
+
+    sessions: list[SessionSummary] = field(default_factory=list)
+    skipped: list[SkippedSession] = field(default_factory=list)
+
+
+_ROW_KEYS = frozenset({"tip", "name", "started_at", "command", "steps", "tokens", "cost_usd", "errors", "kind"})
+
+
+def _usable(row: object, tip: str) -> bool:
+    return isinstance(row, dict) and row.get("tip") == tip and _ROW_KEYS <= row.keys()
+
+
+def _read_row(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
+    """The row of one session, or ``{"tip", "bad": reason}`` when it cannot be read."""
+    try:
+        return row_from_tip(repo, sid, tip)
+    except RewindError as exc:
+        reason = exc.message
+    except Exception as exc:  # noqa: BLE001 - a damaged object store raises GitError, KeyError and friends
+        reason = f"{type(exc).__name__}: {exc}"
+    return {"tip": tip, "bad": printable(reason, 300)}
+
+
+def list_sessions(repo: Repo, *, use_cache: bool = True) -> SessionListing:
+    """Every readable session, newest arrival first (see :func:`newest_first`); unreadable ones skipped."""
     import gc
 
     # Tens of thousands of small dicts and rows, none of them cyclic: the cyclic
@@ -127,33 +118,69 @@ def list_sessions(repo: Repo, *, use_cache: bool = True) -> list[SessionSummary]
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _list_sessions(repo, use_cache)
+        listing = _list_sessions(repo, use_cache)
     finally:
         if enabled:
             gc.enable()
+    if listing.skipped:
+        shown = ", ".join(printable(s.id, 40) for s in listing.skipped[:5]) + (" ..." if len(listing.skipped) > 5 else "")
+        log.warning("skipped %d unreadable session(s) (%s); run 'rewind fsck' for details",
+                    len(listing.skipped), shown)
+    return listing
 
 
-def _list_sessions(repo: Repo, use_cache: bool) -> list[SessionSummary]:
+def _list_sessions(repo: Repo, use_cache: bool) -> SessionListing:
     tips = session_tips(repo)
     cache = _load_cache(repo) if use_cache else {}
     rows: dict[str, dict[str, Any]] = {}
     dirty = False
     for sid, tls in tips.items():
         main = tls.get(MAIN) or next(iter(tls.values()))
+        if not is_session_id(sid):
+            rows[sid] = {"tip": main, "bad": "its name is not a rewind session id (12 hex digits)"}
+            continue
         row = cache.get(sid)
-        if row is None or row.get("tip") != main:
-            row = _row_from_tip(repo, sid, main)
+        if not _usable(row, main):
+            row = _read_row(repo, sid, main)
             dirty = True
+        assert row is not None
         rows[sid] = row
-    if dirty or len(rows) != len(cache):
-        _save_cache(repo, rows)
-    out = [_summary(repo, sid, rows[sid], len(tips[sid])) for sid in rows]
-    out.sort(key=lambda s: (s.started_at, s.id), reverse=True)
-    return out
+    if dirty or len(rows) != len(cache):  # unreadable rows are not cached: a newer rewind may read them
+        _save_cache(repo, {sid: row for sid, row in rows.items() if "bad" not in row})
+    listing = SessionListing()
+    for sid, row in rows.items():
+        if "bad" in row:
+            listing.skipped.append(SkippedSession(printable(sid, 80), str(row["bad"])))
+        else:
+            listing.sessions.append(summary_from_row(repo, sid, row, len(tips[sid])))
+    listing.sessions = newest_first(repo, listing.sessions)
+    listing.skipped.sort(key=lambda s: s.id)
+    return listing
+
+
+def newest_first(repo: Repo, sessions: list[SessionSummary]) -> list[SessionSummary]:
+    """Sort by arrival in this repository (``.rewind/arrivals``), newest first.
+
+    ``started_at`` is written by whoever recorded a session (a crafted ``.rw``
+    can claim the year 2100), so it only orders the sessions with no arrival
+    line, which all sort below every known arrival.
+    """
+    arrivals = read_arrivals(repo.path)
+
+    def key(s: SessionSummary) -> tuple[int, int, float, str]:
+        a = arrivals.get(s.id)
+        if a is None:
+            return (0, 0, s.started_at, s.id)
+        return (1, a.seq, 0.0, s.id)
+
+    return sorted(sessions, key=key, reverse=True)
 
 
 def newest_first_ids(repo: Repo) -> list[str]:
-    return [s.id for s in list_sessions(repo)]
+    return [s.id for s in list_sessions(repo).sessions]
 
 
-__all__ = ["list_sessions", "session_tips", "summarise", "SessionStatus"]
+__all__ = [
+    "SessionListing", "SkippedSession", "list_sessions", "newest_first", "newest_first_ids",
+    "session_tips", "summarise",
+]

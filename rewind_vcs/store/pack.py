@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from rewind_vcs.store.refs import timeline_ref
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.repo import Repo
+    import pygit2
+
+    from rewind_vcs.store.gitdir import GitDir as Repo
 
 #: Leftover ``objects/tmp_object_git2_*`` files older than this are from dead writers.
 STALE_TMP_SECONDS = 3600
@@ -57,7 +59,7 @@ def _remove_packed_loose(repo: Repo, candidates: set[str]) -> int:
             removed += 1
             dirs.add(path.parent)
         except FileNotFoundError:
-            pass
+            pass  # another gc removed it first: the pack holds it, which is all that matters
     for d in dirs:
         try:
             d.rmdir()
@@ -73,23 +75,25 @@ def _pack_size(objects: Path) -> int:
 
 def pack_timeline(repo: Repo, session_id: str, timeline: str) -> PackResult:
     """Pack the loose objects of one timeline (stopping at already packed history)."""
+    import pygit2
+
     git = repo.git
     objects = _objects_dir(repo)
     ref = git.references.get(timeline_ref(session_id, timeline))
     if ref is None:
         return PackResult(0, 0, 0)
-    commits: list = []
-    commit = git[ref.target]
+    commits: list[pygit2.Commit] = []
+    commit = repo.commit(ref.target)
     while _is_loose(objects, str(commit.id)):
         commits.append(commit)
         if not commit.parent_ids:
             break
-        commit = git[commit.parent_ids[0]]
+        commit = repo.commit(commit.parent_ids[0])
     if not commits:
         return PackResult(0, 0, _pack_size(objects))
     added: set[str] = set()
 
-    def walk_tree(tree) -> None:
+    def walk_tree(tree: pygit2.Tree) -> None:
         tid = str(tree.id)
         if tid in added:
             return
@@ -97,7 +101,9 @@ def pack_timeline(repo: Repo, session_id: str, timeline: str) -> PackResult:
         for entry in tree:
             eid = str(entry.id)
             if entry.type_str == "tree":
-                walk_tree(git[entry.id])
+                sub = git[entry.id]
+                assert isinstance(sub, pygit2.Tree)
+                walk_tree(sub)
             elif eid not in added:
                 added.add(eid)
 
@@ -108,7 +114,7 @@ def pack_timeline(repo: Repo, session_id: str, timeline: str) -> PackResult:
     if not loose:
         return PackResult(0, 0, _pack_size(objects))
 
-    def delegate(pb) -> None:
+    def delegate(pb: pygit2.PackBuilder) -> None:
         # add_recur inserts each commit with its trees and blobs *by path name*,
         # which is what libgit2's delta search groups on (request/body with
         # request/body of the previous step), so the growing conversation deltas.
@@ -133,15 +139,15 @@ def loose_object_ids(repo: Repo) -> set[str]:
 
 def gc(repo: Repo) -> PackResult:
     """Pack every reachable object into one pack, drop old packs and loose copies, pack refs."""
+    import pygit2
+
     git = repo.git
     objects = _objects_dir(repo)
     old_packs = sorted((objects / "pack").glob("pack-*.pack"))
     loose_before = loose_object_ids(repo)
     tips = [r.peel().id for r in git.references.iterator() if r.name.startswith("refs/")]
 
-    def delegate(pb) -> None:
-        import pygit2
-
+    def delegate(pb: pygit2.PackBuilder) -> None:
         # add_recur takes one commit with its tree, not its ancestors: walk history.
         walker = git.walk(None, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
         for oid in tips:
@@ -160,7 +166,7 @@ def gc(repo: Repo) -> PackResult:
                 try:
                     p.with_suffix(ext).unlink()
                 except FileNotFoundError:
-                    pass
+                    pass  # a pack has no .rev or .keep file unless git wrote one
     removed = _remove_packed_loose(repo, loose_before)
     _clear_stale_tmp(objects)
     pack_refs(repo)
@@ -174,7 +180,7 @@ def _clear_stale_tmp(objects: Path) -> None:
             if now - p.stat().st_mtime > STALE_TMP_SECONDS:
                 p.unlink()
         except FileNotFoundError:
-            pass
+            pass  # its writer finished (renamed it) while we looked
 
 
 def pack_refs(repo: Repo) -> None:
@@ -188,4 +194,4 @@ def pack_refs(repo: Repo) -> None:
             try:
                 os.rmdir(root)
             except OSError:
-                pass
+                pass  # a writer created a ref in it meanwhile: keep it

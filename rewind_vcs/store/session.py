@@ -1,4 +1,9 @@
-"""The read side: sessions, timelines and steps as typed objects over git commits."""
+"""The read side: sessions, timelines and steps as typed objects over git commits.
+
+Also the row of ``rewind log`` (:class:`SessionSummary`) as read from a
+session's ``main`` tip alone; :mod:`rewind_vcs.store.index` lists and caches
+those rows.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +24,20 @@ from rewind_vcs.store.records import (
     SessionStatus,
     StepInfo,
 )
-from rewind_vcs.store.refs import MAIN, SESSIONS, parse_timeline_ref, timeline_ref
-from rewind_vcs.store.writer import parse_trailers, trailer_number
+from rewind_vcs.store.refs import (
+    MAIN,
+    SESSIONS,
+    parse_timeline_ref,
+    printable,
+    read_refs,
+    timeline_ref,
+)
+from rewind_vcs.store.trailers import parse_trailers, trailer_number
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.repo import Repo
+    import pygit2
+
+    from rewind_vcs.store.gitdir import GitDir as Repo
 
 
 @dataclass(slots=True)
@@ -68,6 +82,79 @@ def status_from_tip(repo: Repo, session_id: str, trailers: dict[str, str]) -> tu
     return SessionStatus.INCOMPLETE, None
 
 
+def tree_record(tree: pygit2.Tree, name: str, what: str, where: str) -> bytes:
+    """The bytes of file ``name`` in a commit's tree; FormatError when it is missing or not a file."""
+    try:
+        entry = tree[name]
+    except (KeyError, ValueError):
+        raise FormatError(f"{where} has no {name}: it is not a rewind {what} commit",
+                          hint="run 'rewind fsck'") from None
+    data = getattr(entry, "data", None)
+    if not isinstance(data, bytes):
+        raise FormatError(f"{where}: {name} is not a file", hint="run 'rewind fsck'")
+    return data
+
+
+def row_from_tip(repo: Repo, sid: str, tip: str) -> dict[str, Any]:
+    """The cacheable ``rewind log`` row of a session, from its ``main`` tip commit alone.
+
+    Raises FormatError (never KeyError) when the tip is not a rewind commit.
+    """
+    import pygit2
+
+    commit = repo.git.get(tip)
+    if not isinstance(commit, pygit2.Commit):
+        raise FormatError(f"session {sid}: its tip {tip[:12]} is not a commit in this repository",
+                          hint="run 'rewind fsck'")
+    trailers = parse_trailers(commit.message)
+    data = tree_record(commit.tree, "session.json", "session", f"session {sid} (tip {tip[:12]})")
+    info = fmt.session_from_record(fmt.loads(data, "session", f"of {sid}"))
+    row: dict[str, Any] = {
+        "tip": tip,
+        "name": info.name,
+        "started_at": info.started_at,
+        "command": info.command,
+        "steps": trailer_number(trailers, "Rewind-Step"),
+        "tokens": trailer_number(trailers, "Rewind-Tokens"),
+        "cost_usd": trailer_number(trailers, "Rewind-Cost", float),
+        "errors": trailer_number(trailers, "Rewind-Errors"),
+        "kind": trailers.get("Rewind-Kind", "session"),
+        "exit": trailers.get("Rewind-Exit", "none"),
+    }
+    if row["kind"] == "end":  # a closed session's status never changes: compute it once, here
+        status, code = status_from_tip(repo, sid, trailers)
+        row["status"], row["exit_code"] = status.value, code
+    return row
+
+
+_STATUS = {s.value: s for s in SessionStatus}
+
+
+def summary_from_row(repo: Repo, sid: str, row: dict[str, Any], timelines: int) -> SessionSummary:
+    if "status" in row:
+        status, code = _STATUS[row["status"]], row["exit_code"]
+    else:  # still open: recording (a live lease) or incomplete
+        status, code = status_from_tip(repo, sid, {"Rewind-Kind": row["kind"]})
+    return SessionSummary(
+        id=sid,
+        name=row["name"],
+        started_at=row["started_at"],
+        steps=row["steps"],
+        tokens=row["tokens"],
+        cost_usd=row["cost_usd"],
+        errors=row["errors"],
+        status=status,
+        timelines=timelines,
+        command=row["command"],
+        exit_code=code,
+    )
+
+
+def summarise(repo: Repo, sid: str, tips: dict[str, str]) -> SessionSummary:
+    main = tips.get(MAIN) or next(iter(tips.values()))
+    return summary_from_row(repo, sid, row_from_tip(repo, sid, main), len(tips))
+
+
 class Step:
     """One recorded exchange: a commit whose tree holds ``step.json``, ``request/``, ``response/``."""
 
@@ -76,15 +163,16 @@ class Step:
         self.commit_id = commit_id
 
     @cached_property
-    def _commit(self):
-        return self.repo.git[self.commit_id]
+    def _commit(self) -> pygit2.Commit:
+        return self.repo.commit(self.commit_id)
 
     @cached_property
     def info(self) -> StepInfo:
         tree = self._commit.tree
         if "step.json" not in tree:
             raise RefError(f"commit {self.commit_id[:12]} is not a step")
-        return fmt.step_from_record(fmt.loads(tree["step.json"].data, "step", f"in {self.commit_id[:12]}"))
+        where = f"in {self.commit_id[:12]}"
+        return fmt.step_from_record(fmt.loads(tree_record(tree, "step.json", "step", where), "step", where))
 
     @property
     def n(self) -> int:
@@ -93,14 +181,16 @@ class Step:
     @cached_property
     def request(self) -> Request:
         tree = self._commit.tree
-        meta = fmt.loads(tree["request/meta.json"].data, "request", f"in {self.commit_id[:12]}")
-        return fmt.request_from_record(meta, tree["request/body"].data)
+        where = f"step {self.commit_id[:12]}"
+        meta = fmt.loads(tree_record(tree, "request/meta.json", "step", where), "request", f"in {self.commit_id[:12]}")
+        return fmt.request_from_record(meta, tree_record(tree, "request/body", "step", where))
 
     @cached_property
     def response(self) -> Response:
         tree = self._commit.tree
-        meta = fmt.loads(tree["response/meta.json"].data, "response", f"in {self.commit_id[:12]}")
-        return fmt.response_from_record(meta, tree["response/body"].data)
+        where = f"step {self.commit_id[:12]}"
+        meta = fmt.loads(tree_record(tree, "response/meta.json", "step", where), "response", f"in {self.commit_id[:12]}")
+        return fmt.response_from_record(meta, tree_record(tree, "response/body", "step", where))
 
     @property
     def exchange(self) -> Exchange:
@@ -143,20 +233,19 @@ class Timeline:
     @cached_property
     def commits(self) -> list[str]:
         """Commit ids from the root to the tip (first parents)."""
-        git = self.repo.git
         out: list[str] = []
-        commit = git[self.tip]
+        commit = self.repo.commit(self.tip)
         while True:
             out.append(str(commit.id))
             if not commit.parent_ids:
                 break
-            commit = git[commit.parent_ids[0]]
+            commit = self.repo.commit(commit.parent_ids[0])
         out.reverse()
         return out
 
     @cached_property
     def _tip_trailers(self) -> dict[str, str]:
-        return parse_trailers(self.repo.git[self.tip].message)
+        return parse_trailers(self.repo.commit(self.tip).message)
 
     @property
     def finished(self) -> bool:
@@ -183,9 +272,11 @@ class Timeline:
     def end(self) -> EndInfo | None:
         if not self.finished:
             return None
-        tree = self.repo.git[self.tip].tree
-        stdout = tree["stdout"].data if "stdout" in tree else None
-        return fmt.end_from_record(fmt.loads(tree["end.json"].data, "end", f"in {self.tip[:12]}"), stdout)
+        tree = self.repo.commit(self.tip).tree
+        where = f"closing commit {self.tip[:12]}"
+        stdout = tree_record(tree, "stdout", "closing", where) if "stdout" in tree else None
+        record = fmt.loads(tree_record(tree, "end.json", "closing", where), "end", f"in {self.tip[:12]}")
+        return fmt.end_from_record(record, stdout)
 
     @property
     def status(self) -> SessionStatus:
@@ -220,13 +311,13 @@ class Session:
     def _tips(self) -> dict[str, str]:
         prefix = f"{SESSIONS}{self.id}/"
         tips: dict[str, str] = {}
-        for ref in self.repo.git.references.iterator():
-            if ref.name.startswith(prefix):
-                parsed = parse_timeline_ref(ref.name)
-                if parsed:
-                    tips[parsed[1]] = str(ref.target)
+        if self.id and "/" not in self.id:
+            for name, oid in read_refs(self.repo.path, (prefix,)).items():
+                parsed = parse_timeline_ref(name)
+                if parsed and parsed[0] == self.id:
+                    tips[parsed[1]] = oid
         if not tips:
-            raise RefError(f"no session {self.id}", hint="see 'rewind log'")
+            raise RefError(f"no session {printable(self.id, 40)}", hint="see 'rewind log'")
         return tips
 
     def timelines(self) -> list[Timeline]:
@@ -249,12 +340,11 @@ class Session:
 
     @cached_property
     def info(self) -> SessionInfo:
-        tree = self.repo.git[self._tips.get(MAIN) or next(iter(self._tips.values()))].tree
-        return fmt.session_from_record(fmt.loads(tree["session.json"].data, "session", f"of {self.id}"))
+        tree = self.repo.commit(self._tips.get(MAIN) or next(iter(self._tips.values()))).tree
+        data = tree_record(tree, "session.json", "session", f"session {self.id}")
+        return fmt.session_from_record(fmt.loads(data, "session", f"of {self.id}"))
 
     def summary(self) -> SessionSummary:
-        from rewind_vcs.store.index import summarise
-
         return summarise(self.repo, self.id, self._tips)
 
     def __repr__(self) -> str:

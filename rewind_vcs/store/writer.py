@@ -10,54 +10,57 @@ holder may clear a stale ``<ref>.lock`` left by a killed writer.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from rewind_vcs.errors import ConflictError, FormatError, RefError, RewindError
+from rewind_vcs.errors import ConflictError, RefError, RewindError
 from rewind_vcs.store import format as fmt
+from rewind_vcs.store import lease as _lease
+from rewind_vcs.store.arrivals import Origin, note_arrivals
 from rewind_vcs.store.records import EndInfo, Exchange, SessionInfo, StepInfo, StepStatus
 from rewind_vcs.store.redact import redact_headers, redact_path
-from rewind_vcs.store.refs import MAIN, parse_timeline_ref, timeline_ref, valid_timeline_name
+from rewind_vcs.store.refs import (
+    ID_LENGTH,
+    MAIN,
+    parse_timeline_ref,
+    timeline_ref,
+    valid_timeline_name,
+)
+from rewind_vcs.store.trailers import message_with_trailers, parse_trailers, trailer_number
 
 if TYPE_CHECKING:
     import pygit2
 
-    from rewind_vcs.store.repo import Repo
+    from rewind_vcs.store.gitdir import GitDir as Repo
 
-#: Length of a session id (hex characters of the root commit's hash).
-ID_LENGTH = 12
 _LOCK_RETRY_SECONDS = 5.0
 BLOB = 0o100644
 TREE = 0o040000
 
 
 class Lease:
-    """The per-session writer lease: an exclusive ``flock`` held while writing."""
+    """The per-session writer lease held while writing (:mod:`rewind_vcs.store.lease`), or ConflictError."""
 
     def __init__(self, repo: Repo, session_id: str) -> None:
-        path = repo.dir("locks") / f"{session_id}.lease"
-        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            self._fd = None
+        held = _lease.Lease.acquire(repo.path, session_id)
+        if held is None:
             raise ConflictError(
                 f"session {session_id} is being written by another rewind process",
                 hint="wait for it to finish, or record a new session",
-            ) from None
+            )
+        self._held = held
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._held.release()
 
 
-def _retry_locked(fn, *args):
+_R = TypeVar("_R")
+
+
+def _retry_locked(fn: Callable[..., _R], *args: Any) -> _R:
     """Call ``fn``; retry while libgit2 reports a ref lock held by another process."""
     deadline = time.monotonic() + _LOCK_RETRY_SECONDS
     delay = 0.002
@@ -69,31 +72,6 @@ def _retry_locked(fn, *args):
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
-
-
-def message_with_trailers(subject: str, trailers: dict[str, object]) -> str:
-    body = "\n".join(f"{k}: {v}" for k, v in trailers.items())
-    return f"{subject}\n\n{body}\n"
-
-
-def parse_trailers(message: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in message.splitlines()[1:]:
-        key, sep, value = line.partition(": ")
-        if sep and key.startswith("Rewind-"):
-            out[key] = value
-    return out
-
-
-def trailer_number(trailers: dict[str, str], key: str, kind: type = int, default: float = 0):
-    """A numeric trailer; a malformed one means a damaged commit (FormatError), not a crash."""
-    raw = trailers.get(key)
-    if raw is None:
-        return kind(default)
-    try:
-        return kind(raw)
-    except ValueError:
-        raise FormatError(f"commit trailer {key}: {raw!r} is not a number", hint="run 'rewind fsck'") from None
 
 
 class SessionWriter:
@@ -154,8 +132,6 @@ class SessionWriter:
         except (ValueError, OSError) as exc:
             lease.release()
             raise ConflictError(f"could not create session {sid}: {exc}") from None
-        from rewind_vcs.store.arrivals import Origin, note_arrivals
-
         note_arrivals(repo.path, [sid], Origin.LOCAL)
         return cls(repo, sid, MAIN, str(root), blob, 0, (0, 0.0, 0), lease)
 
@@ -169,7 +145,7 @@ class SessionWriter:
             tip = repo.git.references.get(ref)
             if tip is None:
                 raise RefError(f"no timeline {session_id}/{timeline}")
-            commit = repo.git[tip.target]
+            commit = repo.commit(tip.target)
             return cls._from_commit(repo, session_id, timeline, commit, lease)
         except BaseException:
             lease.release()
@@ -185,11 +161,11 @@ class SessionWriter:
         lease = Lease(repo, session_id)
         try:
             git = repo.git
-            commit = git[at_commit]
+            commit = repo.commit(at_commit)
             existing = {
-                parse_timeline_ref(n)[1]
+                parsed[1]
                 for n in git.references
-                if n.startswith(f"refs/sessions/{session_id}/")
+                if (parsed := parse_timeline_ref(n)) is not None and parsed[0] == session_id
             }
             if timeline is None:
                 k = 1
@@ -216,7 +192,9 @@ class SessionWriter:
             raise
 
     @classmethod
-    def _from_commit(cls, repo: Repo, sid: str, timeline: str, commit, lease: Lease) -> SessionWriter:
+    def _from_commit(
+        cls, repo: Repo, sid: str, timeline: str, commit: pygit2.Commit, lease: Lease
+    ) -> SessionWriter:
         tree = commit.tree
         trailers = parse_trailers(commit.message)
         if trailers.get("Rewind-Kind") == "end":
@@ -343,7 +321,7 @@ class SessionWriter:
             tb.insert(name, git.create_blob(bytes(data)), BLOB)
         return tb.write()
 
-    def _commit(self, msg: str, sig, tree) -> str:
+    def _commit(self, msg: str, sig: pygit2.Signature, tree: pygit2.Oid) -> str:
         git = self.repo.git
         try:
             oid = _retry_locked(git.create_commit, self.ref, sig, sig, msg, tree, [self.tip])

@@ -166,7 +166,7 @@ def check_session(repo: Repo, sid: str, tips: dict[str, str]) -> int:
 
     from rewind_vcs.store.check import read_session_fully
     from rewind_vcs.store.session import Session
-    from rewind_vcs.store.writer import parse_trailers
+    from rewind_vcs.store.trailers import parse_trailers
 
     git = repo.git
     if not _SESSION_ID.fullmatch(sid):
