@@ -51,6 +51,7 @@ from rewind_vcs.transfer.incoming import (
     Skipped,
     check_session,
     local_root,
+    oldest_first,
     peeled_commit,
     ref_problem,
     root_of,
@@ -148,7 +149,7 @@ def fetch(
     result.objects, result.bytes = callbacks.received_objects, callbacks.received_bytes
     arrived = [s for u in updates if u.status is RefStatus.NEW and (s := session_of(u.ref))]
     if arrived:
-        note_arrivals(repo.path, arrived, Origin.FETCHED, source=end.label)
+        note_arrivals(repo.path, oldest_first(repo, arrived), Origin.FETCHED, source=end.label)
     return result
 
 

@@ -214,3 +214,19 @@ __all__ = [
     "valid_git_name",
     "visible",
 ]
+
+
+def oldest_first(repo: Repo, session_ids: list[str]) -> list[str]:
+    """Sessions arriving together keep their own recorded order among themselves.
+
+    The batch as a whole is newer than everything already here (arrival
+    order); within it, the authors' ``started_at`` is harmless to use.
+    """
+
+    def started(sid: str) -> float:
+        try:
+            return float(repo.session(sid).info.started_at)
+        except Exception:  # noqa: BLE001 - an unreadable session sorts first, not fatally
+            return 0.0
+
+    return sorted(session_ids, key=started)

@@ -36,6 +36,7 @@ from rewind_vcs.transfer.incoming import (
     Skipped,
     check_session,
     local_root,
+    oldest_first,
     peeled_commit,
     ref_problem,
     root_of,
@@ -294,7 +295,7 @@ def apply_rw(repo: Repo, verified: Verified, *, dry_run: bool = False,
     arrived = [p[0] for r in result.created if (p := parse_timeline_ref(r.name))]
     if arrived and not dry_run:
         source = Path(rw.label).name if rw.label != "the file" else ""
-        note_arrivals(repo.path, arrived, Origin.IMPORTED, source=source)
+        note_arrivals(repo.path, oldest_first(repo, arrived), Origin.IMPORTED, source=source)
     return result
 
 
