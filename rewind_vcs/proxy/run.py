@@ -152,7 +152,10 @@ class ChildResult:
 
     @property
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.stdout).hexdigest()
+        """Of the redacted output (what is stored): a digest of a key would let a guess be checked."""
+        from rewind_vcs.store.redact import redact_output
+
+        return "sha256:" + hashlib.sha256(redact_output(self.stdout)).hexdigest()
 
 
 def run_child(command: list[str], env: Mapping[str, str], cwd: str | None, out: IO[bytes] | None) -> ChildResult:
@@ -361,7 +364,7 @@ def replay_run(
         recorder = Recorder(repo, info, writer_factory=fork_writer, split_by_tag=False, on_error=on_error)
         live_handler = RecordingHandler(recorder, settings.pool(), settings.timeout, on_error)
     replay = ReplayHandler(steps, latency=latency, drift_ok=fork_at is not None, live=live_handler,
-                           on_event=on_event)
+                           on_event=on_event, redact=repo.config_get_all("rewind.redact"))
     if fork_at is not None:
         recorder.ensure_writer()  # the new timeline exists from the start, even if nothing goes live
     proxy = start_proxy(repo, replay, routes, on_error=on_error)
