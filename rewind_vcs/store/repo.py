@@ -67,6 +67,7 @@ class Repo:
         (rdir / "description").write_text("rewind repository of agent recordings\n")
         for sub in ("hooks", "journal", "locks", "cache"):
             (rdir / sub).mkdir(exist_ok=True)
+        ignore_everything(rdir)
         return cls(rdir)
 
     @classmethod
@@ -255,6 +256,18 @@ def _read_config(rdir: Path) -> dict[str, str]:
         for key, value in parser.items(section):
             out[f"{name}.{key}"] = value.strip().strip('"')
     return out
+
+
+def ignore_everything(rdir: Path) -> None:
+    """``.rewind/.gitignore`` holding ``*``: ``git add -A`` in the enclosing work tree takes nothing.
+
+    Recordings travel by ``rewind push`` and ``.rw`` files, never as files of
+    the project's own repository (git treats a bare repository inside a work
+    tree as ordinary files).
+    """
+    path = rdir / ".gitignore"
+    if not path.exists():
+        path.write_text("# rewind: recordings travel by 'rewind push' and .rw files, never in the project's git\n*\n")
 
 
 def _is_rewind_dir(p: Path) -> bool:

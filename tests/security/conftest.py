@@ -25,3 +25,12 @@ PLAIN_SECRET = "plainSecretValue-7f3a9c2e41"
 @pytest.fixture
 def samples() -> dict[str, str]:
     return dict(SAMPLES)
+
+
+@pytest.fixture
+def fake():
+    """The real fake LLM server on loopback (as tests/e2e use it)."""
+    from rewind_vcs.demo.fake_llm import FakeLLM
+
+    with FakeLLM() as server:
+        yield server
