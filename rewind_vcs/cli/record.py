@@ -168,8 +168,11 @@ def _print_replay(result, summary) -> None:
         if result.recorded_stdout is not None:
             import difflib
 
+            from rewind_vcs.store.redact import redact_output
+
             old = result.recorded_stdout.decode(errors="replace").splitlines()
-            new = result.stdout.decode(errors="replace").splitlines()
+            # compared as stored (redacted): a key is neither a difference nor shown in the diff
+            new = redact_output(result.stdout).decode(errors="replace").splitlines()
             for line in list(difflib.unified_diff(old, new, "recorded", "replayed", lineterm=""))[:60]:
                 print(line, file=sys.stderr)
 
