@@ -125,23 +125,40 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+#: Lower-cased copies are made a window at a time, so a 200 MB body costs 1 MiB more, not 200 MB.
+WINDOW = 1 << 20
+#: Windows overlap by this much: a match shorter than it is never cut at a window's edge.
+OVERLAP = 1 << 16
+
+
+def _spans(rule: Rule, subject: bytes, m: re.Match[bytes], base: int) -> Span | None:
+    if rule.check is not None and not rule.check(subject, m):
+        return None
+    kind = next((k for prefix, k in rule.subkinds if m.group(0).startswith(prefix)), rule.kind)
+    return Span(base + m.start(rule.group), base + m.end(rule.group), kind, marker(kind))
+
+
 def scan(data: bytes, rules: Sequence[Rule] = RULES) -> list[Span]:
     """The secrets in ``data`` by ``rules``, sorted and not overlapping."""
-    low: bytes | None = None
-    spans: list[Span] = []
+    found: list[Span | None] = []
+    windowed: list[Rule] = []
     for rule in rules:
         if rule.literals or rule.on_lower:
-            if low is None:
-                low = data.lower()
-            if rule.literals and not any(lit in low for lit in rule.literals):
-                continue  # a pre-check for rules whose pattern cannot skip ahead by itself
-        subject = low if rule.on_lower and low is not None else data
-        for m in rule.pattern.finditer(subject):
-            if rule.check is not None and not rule.check(subject, m):
-                continue
-            kind = next((k for prefix, k in rule.subkinds if m.group(0).startswith(prefix)), rule.kind)
-            spans.append(Span(m.start(rule.group), m.end(rule.group), kind, marker(kind)))
-    return merge(spans)
+            windowed.append(rule)
+            continue
+        found += [_spans(rule, data, m, 0) for m in rule.pattern.finditer(data)]
+    if windowed:
+        for base in range(0, max(len(data), 1), WINDOW):
+            end = min(len(data), base + WINDOW + OVERLAP)
+            low = data[base:end].lower()
+            for rule in windowed:
+                if rule.literals and not any(lit in low for lit in rule.literals):
+                    continue  # a pre-check for rules whose pattern cannot skip ahead by itself
+                if rule.on_lower:
+                    found += [_spans(rule, low, m, base) for m in rule.pattern.finditer(low)]
+                else:
+                    found += [_spans(rule, data, m, 0) for m in rule.pattern.finditer(data, base, end)]
+    return merge([s for s in found if s is not None])
 
 
 def literal_spans(data: bytes, values: Iterable[bytes], kind: str = "echo") -> list[Span]:
