@@ -117,6 +117,9 @@ def replay(
             info(f"[yellow]rewind: step {event.step} served from the recording, but the request drifted: "
                  f"{what}[/yellow]")
 
+    if not trailing and any("REDACTED" in arg for arg in repo.session(target.session_id).info.command):
+        info("rewind: the recorded command line held credentials, stored redacted; "
+             "to run it with them, give the command after --")
     result = replay_run(
         repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
         on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,

@@ -163,5 +163,8 @@ def test_no_secret_survives_anywhere(tmp_path, fake, echo_tool):
     assert rep.returncode == 0, rep.stderr
     assert "0 misses" in rep.stderr and "output identical to the recording" in rep.stderr
     assert rep.stdout == rec.stdout
+    plain = run_rewind(["replay", "leaky"], project, offline)  # the recorded (redacted) command
+    assert "stored redacted; to run it with them, give the command after --" in plain.stderr
+    assert SECRETS["argv"] not in plain.stdout + plain.stderr
     assert _hits("after replay", _objects(rewind_dir) + _files(rewind_dir)) == []
     assert os.listdir(rewind_dir / "journal") == []
