@@ -45,6 +45,21 @@ def fsck():
     return check
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_ca_dir(tmp_path_factory):
+    """The per-user CA of every rewind the tests start lives in a temporary folder, not in ~."""
+    import os
+
+    path = tmp_path_factory.mktemp("user-ca") / "ca"
+    old = os.environ.get("REWIND_CA_DIR")
+    os.environ["REWIND_CA_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("REWIND_CA_DIR", None)
+    else:
+        os.environ["REWIND_CA_DIR"] = old
+
+
 @pytest.fixture
 def rewind(tmp_path):
     """Run the real ``rewind`` command (a subprocess) in ``tmp_path``; returns CompletedProcess."""

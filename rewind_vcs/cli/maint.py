@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,25 +21,53 @@ def register(app: typer.Typer) -> None:
 
 
 def init(path: Path = typer.Argument(Path("."), help="Directory to hold .rewind/ (default: here).")) -> None:
-    """Create .rewind/ (a bare git repository) and its local CA; running it again is harmless."""
+    """Create .rewind/ (a bare git repository), its pre-push hook and your local CA; running it again is harmless."""
+    from rewind_vcs.proxy.tls import CertificateAuthority
     from rewind_vcs.store.repo import DIRNAME, Repo
 
     existed = (path / DIRNAME).exists()
     repo = Repo.init(path)
-    _ensure_ca(repo)
+    ca = prepare_ca(repo)
+    CertificateAuthority.load_or_create(ca)
+    _install_pre_push(repo)
     verb = "Reinitialized existing" if existed else "Initialized empty"
     info(f"{verb} rewind repository in {repo.path}")
 
 
-def _ensure_ca(repo: Repo) -> None:
-    """The CA for HTTPS interception lives in .rewind/ca/ (never in git objects)."""
-    try:
-        from rewind_vcs.proxy.tls import CertificateAuthority
-    except ModuleNotFoundError:
+def user_ca_dir() -> Path:
+    """Where your CA lives, outside every project: $REWIND_CA_DIR, else $XDG_DATA_HOME/rewind/ca."""
+    override = os.environ.get("REWIND_CA_DIR")
+    if override:
+        return Path(override).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "rewind" / "ca"
+
+
+def prepare_ca(repo: Repo) -> Path:
+    """The per-user CA directory for a proxy in ``repo``; an old in-repository key is moved out (said once)."""
+    from rewind_vcs.proxy.tls import migrate_repository_ca
+    from rewind_vcs.store.repo import ignore_everything
+
+    target = user_ca_dir()
+    if migrate_repository_ca(repo.path / "ca", target):
+        info(f"rewind: moved the CA private key out of {repo.path / 'ca'} to {target} "
+             "(a key never belongs in a project folder)")
+    ignore_everything(repo.path)
+    return target
+
+
+def _install_pre_push(repo: Repo) -> None:
+    """Install the sample pre-push hook (refuses pushes holding key shapes) unless one is there."""
+    import stat
+    from importlib import resources
+
+    hook = repo.path / "hooks" / "pre-push"
+    if hook.exists():
         return
-    ca_dir = repo.path / "ca"
-    if not (ca_dir / "ca.pem").exists():
-        CertificateAuthority.create(ca_dir)
+    source = resources.files("rewind_vcs").joinpath("hooks/pre-push")
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_bytes(source.read_bytes())
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
 def gc() -> None:

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from rewind_vcs.cli.common import info, open_repo, print_json
+from rewind_vcs.cli.maint import prepare_ca
 
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -21,8 +22,8 @@ def register(app: typer.Typer) -> None:
     app.command("proxy")(proxy)
 
 
-def settings_from(upstream: list[str] | None, record_host: list[str] | None):
-    """Upstream overrides from --upstream and REWIND_UPSTREAM_* (the flags win)."""
+def settings_from(upstream: list[str] | None, record_host: list[str] | None, repo=None):
+    """Upstream overrides from --upstream and REWIND_UPSTREAM_* (the flags win); the per-user CA."""
     from rewind_vcs.errors import ConfigError
     from rewind_vcs.proxy.run import ProxySettings
 
@@ -42,7 +43,8 @@ def settings_from(upstream: list[str] | None, record_host: list[str] | None):
         hosts[host.strip()] = url.strip() or None
     timeout = float(os.environ.get("REWIND_UPSTREAM_TIMEOUT", "600"))
     return ProxySettings(upstreams=ups, record_hosts=hosts,
-                         upstream_ca=os.environ.get("REWIND_UPSTREAM_CA") or None, timeout=timeout)
+                         upstream_ca=os.environ.get("REWIND_UPSTREAM_CA") or None, timeout=timeout,
+                         ca_dir=prepare_ca(repo) if repo is not None else None)
 
 
 def _error(message: str) -> None:
@@ -63,7 +65,7 @@ def record(
     repo = open_repo(create=True)
     result = record_run(
         repo, cmd, env=os.environ, cwd=os.getcwd(), name=name,
-        settings=settings_from(upstream, record_host), out=sys.stdout.buffer, on_error=_error,
+        settings=settings_from(upstream, record_host, repo), out=sys.stdout.buffer, on_error=_error,
         on_start=lambda sid, port: info(f"[dim]rewind: recording session {sid} (proxy on 127.0.0.1:{port})[/dim]"),
     )
     if as_json:
@@ -115,10 +117,13 @@ def replay(
             info(f"[yellow]rewind: step {event.step} served from the recording, but the request drifted: "
                  f"{what}[/yellow]")
 
+    if not trailing and any("REDACTED" in arg for arg in repo.session(target.session_id).info.command):
+        info("rewind: the recorded command line held credentials, stored redacted; "
+             "to run it with them, give the command after --")
     result = replay_run(
         repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
         on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
-        settings=settings_from(upstream, None), out=sys.stdout.buffer, on_event=on_event, on_error=_error,
+        settings=settings_from(upstream, None, repo), out=sys.stdout.buffer, on_event=on_event, on_error=_error,
     )
     if result.new_timeline:
         repo.set_head(timeline_ref(result.session_id, result.new_timeline))
@@ -166,8 +171,11 @@ def _print_replay(result, summary) -> None:
         if result.recorded_stdout is not None:
             import difflib
 
+            from rewind_vcs.store.redact import redact_output
+
             old = result.recorded_stdout.decode(errors="replace").splitlines()
-            new = result.stdout.decode(errors="replace").splitlines()
+            # compared as stored (redacted): a key is neither a difference nor shown in the diff
+            new = redact_output(result.stdout).decode(errors="replace").splitlines()
             for line in list(difflib.unified_diff(old, new, "recorded", "replayed", lineterm=""))[:60]:
                 print(line, file=sys.stderr)
 
@@ -187,11 +195,12 @@ def proxy(
     from rewind_vcs.store.records import SessionInfo
 
     repo = open_repo(create=True)
-    settings = settings_from(upstream, record_host)
+    settings = settings_from(upstream, record_host, repo)
     recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()),
                         on_error=_error)
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, _error)
-    running = start_proxy(repo, handler, settings.routes(os.environ), port=port, on_error=_error)
+    running = start_proxy(repo, handler, settings.routes(os.environ), port=port, on_error=_error,
+                          ca_dir=settings.ca_dir)
     flusher = IdleFlusher(recorder, handler, _error).start()
     env = running.child_env({})
     info(f"rewind: proxy listening on 127.0.0.1:{running.port}; export these in the agent's shell:")

@@ -26,8 +26,8 @@ from rewind_vcs.store.journal import (
     parse_journal_name,
     read_journal,
 )
-from rewind_vcs.store.records import EndInfo, Exchange, Request, SessionInfo
-from rewind_vcs.store.redact import redact_headers, redact_path
+from rewind_vcs.store.records import EndInfo, Exchange, SessionInfo
+from rewind_vcs.store.redact import redact_exchange
 from rewind_vcs.store.writer import SessionWriter
 
 if TYPE_CHECKING:
@@ -36,12 +36,8 @@ if TYPE_CHECKING:
 
 
 def scrub(exchange: Exchange, extra: list[str]) -> Exchange:
-    """The exchange without secrets (headers, query keys), before it touches the disk."""
-    req = exchange.request
-    clean = Request(req.method, req.scheme, req.host, redact_path(req.path, extra),
-                    redact_headers(req.headers, extra), req.body)
-    resp = replace(exchange.response, headers=redact_headers(exchange.response.headers, extra))
-    return replace(exchange, request=clean, response=resp)
+    """The exchange without secrets (see :mod:`rewind_vcs.store.redact`), before it touches the disk."""
+    return redact_exchange(exchange, extra)
 
 
 @dataclass

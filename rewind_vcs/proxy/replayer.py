@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from rewind_vcs.providers import closest, match_key, provider_named
@@ -39,6 +39,7 @@ from rewind_vcs.proxy.handler import (
     client_headers,
 )
 from rewind_vcs.store.records import Request, Response, TransportError
+from rewind_vcs.store.redact import redact_request
 from rewind_vcs.store.session import Step
 
 #: How long a replayed recorded timeout stalls at most before dropping the connection.
@@ -132,8 +133,10 @@ class ReplayHandler:
         drift_ok: bool = False,
         live: Handler | None = None,
         on_event: Callable[[object], None] | None = None,
+        redact: Sequence[str] = (),
     ) -> None:
         self.latency = latency
+        self.redact = list(redact)  # extra secret names (rewind.redact), as the recorder used
         self.drift_ok = drift_ok
         self.live = live
         self.on_event = on_event
@@ -170,6 +173,9 @@ class ReplayHandler:
 
     async def handle(self, request: ProxyRequest) -> ProxyResponse:
         req = Request(request.method, request.scheme, request.host, request.path, request.headers, request.body)
+        # Match (and explain a miss) on the redacted request, as it was stored: a key in the URL
+        # or body must neither make every request miss nor show up in the miss message.
+        req = redact_request(req, self.redact)[0]
         slot, miss, drift = self._take(req, request.provider_hint)
         if drift is not None:
             self.stats.drifts.append(drift)

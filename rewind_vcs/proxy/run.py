@@ -53,6 +53,7 @@ class ProxySettings:
     record_hosts: dict[str, str | None] = field(default_factory=dict)  # host -> upstream override
     upstream_ca: str | None = None
     timeout: float = 600.0
+    ca_dir: Path | None = None  # the per-user CA (the CLI passes it); None: an in-memory CA for this run
 
     def routes(self, env: Mapping[str, str]) -> Routes:
         # A base URL the user's environment already sets (a gateway, a local model
@@ -126,21 +127,35 @@ class RunningProxy:
     server: ProxyServer
     port: int
     bundle: Path
+    own_bundle: bool = False  # the bundle names an in-memory CA: removed on stop
 
     def child_env(self, env: Mapping[str, str]) -> dict[str, str]:
         return child_environment(env, self.port, str(self.bundle))
 
     def stop(self) -> None:
         self.server.stop()
+        if self.own_bundle:
+            self.bundle.unlink(missing_ok=True)
 
 
 def start_proxy(repo: Repo, handler: Any, routes: Routes, *, port: int = 0,
-                on_error: Callable[[str], None] | None = None) -> RunningProxy:
-    """The proxy on 127.0.0.1 with the repository's CA (created on first use)."""
-    ca = CertificateAuthority.load_or_create(repo.path / "ca")
-    bundle = ca.write_bundle(repo.path / "ca" / "bundle.pem")
+                on_error: Callable[[str], None] | None = None, ca_dir: Path | None = None) -> RunningProxy:
+    """The proxy on 127.0.0.1 with the CA in ``ca_dir`` (created on first use; never in the repository).
+
+    Without ``ca_dir`` the CA exists only in memory for this proxy. Only the
+    bundle (public certificates) is written, into ``.rewind/ca/``, named by the
+    CA's fingerprint so concurrent runs with different CAs never clash.
+    """
+    ca = CertificateAuthority.load_or_create(ca_dir) if ca_dir is not None else CertificateAuthority.generate()
+    bundle = ca.write_bundle(repo.path / "ca" / f"bundle-{ca.fingerprint[:16]}.pem")
     server = ProxyServer(handler, routes, ca, port=port, on_error=on_error)
-    return RunningProxy(server, server.start_in_thread(), bundle)  # a busy port is a ConfigError
+    try:
+        port = server.start_in_thread()  # a busy port is a ConfigError
+    except BaseException:
+        if ca_dir is None:
+            bundle.unlink(missing_ok=True)
+        raise
+    return RunningProxy(server, port, bundle, own_bundle=ca_dir is None)
 
 
 # -- the child --------------------------------------------------------------------------------
@@ -152,7 +167,10 @@ class ChildResult:
 
     @property
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.stdout).hexdigest()
+        """Of the redacted output (what is stored): a digest of a key would let a guess be checked."""
+        from rewind_vcs.store.redact import redact_output
+
+        return "sha256:" + hashlib.sha256(redact_output(self.stdout)).hexdigest()
 
 
 def run_child(command: list[str], env: Mapping[str, str], cwd: str | None, out: IO[bytes] | None) -> ChildResult:
@@ -239,7 +257,7 @@ def record_run(
     recorder = Recorder(repo, info, writer=writer, on_error=on_error)
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, on_error)
     try:
-        proxy = start_proxy(repo, handler, routes, on_error=on_error)
+        proxy = start_proxy(repo, handler, routes, on_error=on_error, ca_dir=settings.ca_dir)
     except BaseException:
         recorder.abandon()
         raise
@@ -361,10 +379,10 @@ def replay_run(
         recorder = Recorder(repo, info, writer_factory=fork_writer, split_by_tag=False, on_error=on_error)
         live_handler = RecordingHandler(recorder, settings.pool(), settings.timeout, on_error)
     replay = ReplayHandler(steps, latency=latency, drift_ok=fork_at is not None, live=live_handler,
-                           on_event=on_event)
+                           on_event=on_event, redact=repo.config_get_all("rewind.redact"))
     if fork_at is not None:
         recorder.ensure_writer()  # the new timeline exists from the start, even if nothing goes live
-    proxy = start_proxy(repo, replay, routes, on_error=on_error)
+    proxy = start_proxy(repo, replay, routes, on_error=on_error, ca_dir=settings.ca_dir)
     flusher = IdleFlusher(recorder, live_handler, on_error).start() if recorder and live_handler else None
     try:
         child = run_child(command, proxy.child_env(env), run_cwd, out)

@@ -1,7 +1,14 @@
 """The local certificate authority that lets the proxy terminate TLS for intercepted hosts.
 
-``rewind init`` creates it in ``.rewind/ca/`` (``ca.pem``, and ``ca.key`` with
-mode 0600; never stored in git objects). For each intercepted host the proxy
+The CA's private key lives per user, outside every project (as mitmproxy
+keeps ``~/.mitmproxy``): the CLI passes its directory in
+(``$REWIND_CA_DIR``, else ``$XDG_DATA_HOME/rewind/ca``, else
+``~/.local/share/rewind/ca``); this module only takes paths. The directory
+holds ``ca.pem`` and ``ca.key`` (mode 0600, directory 0700). A library caller
+that gives no directory gets an in-memory CA for the life of the process.
+Only the bundle of public certificates is written into ``.rewind/ca/``.
+Repositories made before this kept the key in ``.rewind/ca/``:
+:func:`migrate_repository_ca` moves it out. For each intercepted host the proxy
 mints a leaf certificate signed by it, on first use, and keeps the resulting
 server :class:`ssl.SSLContext` for the life of the process. The child learns to
 trust the CA through a bundle (the system CAs plus this one) named by
@@ -195,7 +202,10 @@ class CertificateAuthority:
             raise ConfigError(f"the CA in {path} is unreadable: {e}") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ConfigError(f"the CA key in {path} is not an EC key")
-        if key.public_key().public_numbers() != certificate.public_key().public_numbers():
+        cert_key = certificate.public_key()
+        if not isinstance(cert_key, ec.EllipticCurvePublicKey) or (
+            key.public_key().public_numbers() != cert_key.public_numbers()
+        ):
             raise ConfigError(f"the CA key in {path} does not match ca.pem")
         mode = stat.S_IMODE(key_path.stat().st_mode)
         if mode & 0o077:
@@ -354,3 +364,40 @@ class CertificateAuthority:
         tmp.write_bytes(b"\n".join(blocks) + b"\n")
         os.replace(tmp, target)
         return target
+
+
+def migrate_repository_ca(repository_ca: str | os.PathLike[str], user_ca: str | os.PathLike[str]) -> bool:
+    """Move a CA key kept inside a repository (``.rewind/ca/``, before keys moved out) to ``user_ca``.
+
+    When ``user_ca`` holds no CA yet, the repository's ``ca.pem`` and ``ca.key``
+    move there (so clients that trusted it keep working); when it already has
+    one, the repository's copy is deleted. Returns True when something moved
+    or was deleted (the caller says so, once: the next call finds nothing).
+    """
+    old, new = Path(repository_ca), Path(user_ca)
+    old_key, old_cert = old / CA_KEY_FILE, old / CA_CERT_FILE
+    if not old_key.exists():
+        return False
+    import fcntl
+    import shutil
+
+    new.parent.mkdir(parents=True, exist_ok=True)
+    with open(new.parent / f".{new.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not old_key.exists():  # another process moved it meanwhile
+            return False
+        if not (new / CA_KEY_FILE).exists() and not (new / CA_CERT_FILE).exists() and old_cert.exists():
+            try:
+                CertificateAuthority.load(old)  # only a valid CA moves; a broken one is just removed
+                new.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.chmod(new, 0o700)
+                for name in (CA_KEY_FILE, CA_CERT_FILE):
+                    tmp = new / f"{name}.migrating"
+                    shutil.copyfile(old / name, tmp)
+                    os.chmod(tmp, 0o600 if name == CA_KEY_FILE else 0o644)
+                    os.replace(tmp, new / name)
+            except ConfigError:
+                pass
+        old_key.unlink()
+        old_cert.unlink(missing_ok=True)
+    return True

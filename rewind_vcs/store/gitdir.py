@@ -78,6 +78,7 @@ class GitDir:
         (rdir / "description").write_text("rewind repository of agent recordings\n")
         for sub in ("hooks", "journal", _lease.LOCKS_DIR, "cache"):
             (rdir / sub).mkdir(exist_ok=True)
+        ignore_everything(rdir)
         return cls(rdir)
 
     @classmethod
@@ -252,4 +253,17 @@ def _is_rewind_dir(p: Path) -> bool:
     return FORMAT_KEY in _read_config(p)  # a git directory with a broken config: its own one-line error
 
 
-__all__ = ["DIRNAME", "FORMAT_KEY", "GitDir", "check_format"]
+__all__ = ["DIRNAME", "FORMAT_KEY", "GitDir", "check_format", "ignore_everything"]
+
+
+def ignore_everything(rdir: Path) -> None:
+    """``.rewind/.gitignore`` holding ``*``: ``git add -A`` in the enclosing work tree takes nothing.
+
+    Recordings travel by ``rewind push`` and ``.rw`` files, never as files of
+    the project's own repository (git treats a bare repository inside a work
+    tree as ordinary files).
+    """
+    path = rdir / ".gitignore"
+    if not path.exists():
+        path.write_text("# rewind: recordings travel by 'rewind push' and .rw files, never in the project's git\n*\n")
+

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rewind_vcs.store.gitdir import DIRNAME, SIGNATURE_EMAIL, SIGNATURE_NAME, GitDir
+from rewind_vcs.store.gitdir import DIRNAME, SIGNATURE_EMAIL, SIGNATURE_NAME, GitDir, ignore_everything
 
 if TYPE_CHECKING:
     from rewind_vcs.store.index import SessionListing
@@ -108,4 +108,4 @@ class Repo(GitDir):
         return SessionWriter.create(self, SessionInfo(**session_fields))
 
 
-__all__ = ["DIRNAME", "SIGNATURE_EMAIL", "SIGNATURE_NAME", "Repo"]
+__all__ = ["DIRNAME", "SIGNATURE_EMAIL", "SIGNATURE_NAME", "Repo", "ignore_everything"]

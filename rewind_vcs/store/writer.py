@@ -21,7 +21,6 @@ from rewind_vcs.store import format as fmt
 from rewind_vcs.store import lease as _lease
 from rewind_vcs.store.arrivals import Origin, note_arrivals
 from rewind_vcs.store.records import EndInfo, Exchange, SessionInfo, StepInfo, StepStatus
-from rewind_vcs.store.redact import redact_headers, redact_path
 from rewind_vcs.store.refs import (
     ID_LENGTH,
     MAIN,
@@ -30,6 +29,14 @@ from rewind_vcs.store.refs import (
     valid_timeline_name,
 )
 from rewind_vcs.store.trailers import message_with_trailers, parse_trailers, trailer_number
+from rewind_vcs.store.redact import (
+    redact_argv,
+    redact_body,
+    redact_exchange,
+    redact_message,
+    redact_output,
+)
+from rewind_vcs.store.refs import MAIN, parse_timeline_ref, timeline_ref, valid_timeline_name
 
 if TYPE_CHECKING:
     import pygit2
@@ -117,12 +124,15 @@ class SessionWriter:
             info = replace(info, rewind_version=__version__)
         if not info.nonce:
             info = replace(info, nonce=secrets.token_hex(8))
-        blob = git.create_blob(fmt.dumps(fmt.session_to_record(info)))
+        extra = repo.config_get_all("rewind.redact")
+        info = replace(info, command=redact_argv(info.command), cwd=redact_message(info.cwd, extra),
+                       name=redact_message(info.name, extra) if info.name else info.name)
+        blob = git.create_blob(redact_body(fmt.dumps(fmt.session_to_record(info)), extra)[0])
         tb = git.TreeBuilder()
         tb.insert("session.json", blob, BLOB)
         tree = tb.write()
         label = info.name or " ".join(info.command)[:60] or "session"
-        msg = message_with_trailers(f"session: {label}", {"Rewind-Kind": "session"})
+        msg = message_with_trailers(f"session: {redact_message(label, extra)}", {"Rewind-Kind": "session"})
         sig = repo.signature(info.started_at)
         root = git.create_commit(None, sig, sig, msg, tree, [])
         sid = str(root)[:ID_LENGTH]
@@ -222,25 +232,20 @@ class SessionWriter:
         git = self.repo.git
         n = self.steps + 1
         info = replace(info, n=n, session=self.id)
+        raw_path = exchange.request.path
+        exchange = redact_exchange(exchange, self._redact)  # again: a pre-step hook may have edited it
         req, resp = exchange.request, exchange.response
-        headers = redact_headers(req.headers, self._redact)
-        path = redact_path(req.path, self._redact)
-        if path != req.path and req.path in info.summary:  # a summary quoting the raw URL
-            info = replace(info, summary=info.summary.replace(req.path, path))
-        rq = fmt.request_meta(req.method, req.scheme, req.host, path, headers)
-        rs = fmt.response_meta(
-            resp.status,
-            resp.reason,
-            redact_headers(resp.headers, self._redact),
-            resp.chunks,
-            resp.error,
-            resp.error_detail,
-        )
+        if req.path != raw_path and raw_path in info.summary:  # a summary quoting the raw URL
+            info = replace(info, summary=info.summary.replace(raw_path, req.path))
+        info = replace(info, summary=redact_message(info.summary, self._redact))
+        rq = fmt.request_meta(req.method, req.scheme, req.host, req.path, req.headers)
+        rs = fmt.response_meta(resp.status, resp.reason, resp.headers, resp.chunks, resp.error, resp.error_detail)
         req_tree = self._subtree({"meta.json": fmt.dumps(rq), "body": req.body})
         resp_tree = self._subtree({"meta.json": fmt.dumps(rs), "body": resp.body})
         tb = git.TreeBuilder()
         tb.insert("session.json", self._session_blob, BLOB)
-        tb.insert("step.json", git.create_blob(fmt.dumps(fmt.step_to_record(info))), BLOB)
+        step_record = redact_body(fmt.dumps(fmt.step_to_record(info)), self._redact)[0]
+        tb.insert("step.json", git.create_blob(step_record), BLOB)
         tb.insert("request", req_tree, TREE)
         tb.insert("response", resp_tree, TREE)
         tree = tb.write()
@@ -273,9 +278,9 @@ class SessionWriter:
         end = replace(end, exit_code=code, steps=self.steps, ended_at=end.ended_at or time.time())
         tb = git.TreeBuilder()
         tb.insert("session.json", self._session_blob, BLOB)
-        tb.insert("end.json", git.create_blob(fmt.dumps(fmt.end_to_record(end))), BLOB)
+        tb.insert("end.json", git.create_blob(redact_body(fmt.dumps(fmt.end_to_record(end)), self._redact)[0]), BLOB)
         if end.stdout is not None:
-            tb.insert("stdout", git.create_blob(end.stdout), BLOB)
+            tb.insert("stdout", git.create_blob(redact_output(end.stdout, self._redact)), BLOB)
         exit_text = "none" if end.exit_code is None else str(end.exit_code)
         msg = message_with_trailers(
             f"end: exit {exit_text} after {self.steps} steps",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 
 
 def test_demo_then_show_latest(rewind, tmp_path):
@@ -21,9 +20,8 @@ def test_demo_then_show_latest(rewind, tmp_path):
         assert word in shown
     tags = {t["name"] for t in json.loads(rewind("tag", "--json", check=True).stdout)}
     assert tags == {"good", "bad"}
-    # the local CA exists with a private key only its owner can read, and lives outside git's objects
-    key = tmp_path / ".rewind" / "ca" / "ca.key"
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    # no CA private key in the project (the demo's CA lives in memory; rewind init's, per user)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
     again = rewind("demo", env=env, timeout=120)  # a second demo adds two more sessions
     assert again.returncode == 0, again.stderr
     assert len(json.loads(rewind("log", "--json", check=True).stdout)) == 4
