@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rewind_vcs.store.gitdir import DIRNAME, SIGNATURE_EMAIL, SIGNATURE_NAME, GitDir, ignore_everything
+from rewind_vcs.store.gitdir import (
+    DIRNAME,
+    SIGNATURE_EMAIL,
+    SIGNATURE_NAME,
+    GitDir,
+    ignore_everything,
+)
 
 if TYPE_CHECKING:
     from rewind_vcs.store.index import SessionListing

@@ -21,6 +21,13 @@ from rewind_vcs.store import format as fmt
 from rewind_vcs.store import lease as _lease
 from rewind_vcs.store.arrivals import Origin, note_arrivals
 from rewind_vcs.store.records import EndInfo, Exchange, SessionInfo, StepInfo, StepStatus
+from rewind_vcs.store.redact import (
+    redact_argv,
+    redact_body,
+    redact_exchange,
+    redact_message,
+    redact_output,
+)
 from rewind_vcs.store.refs import (
     ID_LENGTH,
     MAIN,
@@ -29,14 +36,6 @@ from rewind_vcs.store.refs import (
     valid_timeline_name,
 )
 from rewind_vcs.store.trailers import message_with_trailers, parse_trailers, trailer_number
-from rewind_vcs.store.redact import (
-    redact_argv,
-    redact_body,
-    redact_exchange,
-    redact_message,
-    redact_output,
-)
-from rewind_vcs.store.refs import MAIN, parse_timeline_ref, timeline_ref, valid_timeline_name
 
 if TYPE_CHECKING:
     import pygit2
