@@ -82,9 +82,11 @@ def replay(
     timeline: str = typer.Option(None, "--timeline", help="Name the new timeline (default fork-1, fork-2, ...)."),
     upstream: list[str] = typer.Option(None, "--upstream", help="PROVIDER=URL for calls that go live."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run the recorded command of a session recorded "
+                             "elsewhere (imported, fetched) without asking."),
 ) -> None:
     """Re-run the recorded command (or the one after --) against the recording: zero API calls."""
-    from rewind_vcs.errors import ConfigError, RefError
+    from rewind_vcs.errors import ConfigError, RefError, UntrustedCommandError
     from rewind_vcs.proxy.replayer import Drift, Latency, Miss, OnMiss
     from rewind_vcs.proxy.run import replay_run
     from rewind_vcs.store.refs import timeline_ref
@@ -115,11 +117,20 @@ def replay(
             info(f"[yellow]rewind: step {event.step} served from the recording, but the request drifted: "
                  f"{what}[/yellow]")
 
-    result = replay_run(
-        repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
-        on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
-        settings=settings_from(upstream, None), out=sys.stdout.buffer, on_event=on_event, on_error=_error,
-    )
+    def run(allow: bool):
+        return replay_run(
+            repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
+            on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
+            settings=settings_from(upstream, None), out=sys.stdout.buffer, on_event=on_event,
+            on_error=_error, allow_recorded_command=allow,
+        )
+
+    try:
+        result = run(yes)
+    except UntrustedCommandError as exc:
+        if not _consent(exc):
+            raise
+        result = run(True)
     if result.new_timeline:
         repo.set_head(timeline_ref(result.session_id, result.new_timeline))
     stats, sv = result.stats, result.savings
@@ -145,6 +156,47 @@ def replay(
     if stats.misses:
         raise typer.Exit(result.exit_code or 1)
     raise typer.Exit(result.exit_code)
+
+
+def visible(text: str) -> str:
+    """``text`` safe to print: control and bidirectional-override characters shown as escapes."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            if unicodedata.category(ch) == "Cf":  # format characters: RLO, LRI, ZWJ, ...
+                out.append(f"\\u{ord(ch):04x}")
+            else:
+                out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def _consent(exc) -> bool:
+    """Show a foreign session's recorded command and ask on the terminal; False without one."""
+    import shlex
+
+    if not sys.stdin.isatty():
+        return False
+    where = f"{exc.origin} from {exc.source}" if exc.source else exc.origin
+    err = sys.stderr
+    print(f"rewind: session {exc.session_id} was not recorded here ({visible(where)}). "
+          "Its recorded command is:", file=err)
+    print(f"    {visible(shlex.join(exc.command)) or '(none)'}", file=err)
+    print(f"  in directory: {visible(exc.cwd) or '(none)'}", file=err)
+    err.write("Run it? [y/N] ")
+    err.flush()
+    answer = sys.stdin.readline()
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    from rewind_vcs.errors import ConfigError
+
+    raise ConfigError(f"not running the recorded command of session {exc.session_id}",
+                      hint="give your own command after --")
 
 
 def _print_replay(result, summary) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from rewind_vcs.errors import ConfigError, RefError, RewindError
+from rewind_vcs.errors import ConfigError, RefError, RewindError, UntrustedCommandError
 from rewind_vcs.proxy.env import child_environment, upstreams_from_environment
 from rewind_vcs.proxy.handler import ForwardHandler, ProxyRequest, ProxyResponse
 from rewind_vcs.proxy.recorder import Recorder
@@ -33,6 +33,7 @@ from rewind_vcs.proxy.routes import Routes
 from rewind_vcs.proxy.server import ProxyServer
 from rewind_vcs.proxy.tls import CertificateAuthority
 from rewind_vcs.proxy.upstream import UpstreamPool, upstream_ssl_context
+from rewind_vcs.store.arrivals import arrival_of
 from rewind_vcs.store.records import EndInfo, SessionInfo
 from rewind_vcs.store.writer import SessionWriter
 
@@ -312,6 +313,7 @@ def replay_run(
     out: IO[bytes] | None = None,
     on_event: Callable[[object], None] | None = None,
     on_error: Callable[[str], None] | None = None,
+    allow_recorded_command: bool = False,
 ) -> ReplayResult:
     """Re-run a command against a recording.
 
@@ -319,6 +321,13 @@ def replay_run(
     every later call, made live, on a new timeline forked at step N. Without
     it the whole timeline is served and a request that matches nothing is a
     miss (or, with ``on_miss=live``, forwarded and recorded on a new timeline).
+
+    Without ``command`` the recorded one runs, in the recorded directory. For
+    a session not recorded in this repository (imported, fetched, unknown)
+    that happens only with ``allow_recorded_command``; otherwise
+    :class:`UntrustedCommandError` is raised before anything is started or
+    written. With an explicit ``command``, such a session's recorded
+    directory is not used either (the command runs in ``cwd`` or here).
     """
     settings = settings or ProxySettings()
     session = repo.session(target.session_id)
@@ -330,8 +339,14 @@ def replay_run(
         raise RefError(f"cannot fork at step {fork_at}: {session.id}/{timeline.name} has {len(all_steps)} steps")
     steps = all_steps if fork_at is None else all_steps[:fork_at]
     info = session.info
+    arrival = arrival_of(repo.path, session.id)
+    trusted = arrival.trusted
+    if not command and not trusted and not allow_recorded_command:
+        raise UntrustedCommandError(session.id, arrival.origin.value, arrival.source,
+                                    list(info.command), info.cwd)
+    use_recorded_cwd = trusted or allow_recorded_command or not command
     command = list(command or info.command)
-    run_cwd = cwd or info.cwd or None
+    run_cwd = cwd or (info.cwd if use_recorded_cwd else None) or None
     if run_cwd and not Path(run_cwd).is_dir():
         raise ConfigError(f"the recorded working directory {run_cwd} does not exist here",
                           hint="pass the command after -- and run it from the right directory")
