@@ -246,7 +246,7 @@ def _host_proxy(args: argparse.Namespace) -> None:
     if args.mode == "record":
         info = SessionInfo(name="bench", command=["bench-client"], cwd=str(args.repo))
         writer = SessionWriter.create(repo, info)
-        recorder = Recorder(repo, info, writer=writer, on_error=on_error)
+        recorder = Recorder(repo, info, writer=writer)
         handler = RecordingHandler(recorder, settings.pool(), settings.timeout, on_error)
     else:
         handler = ForwardHandler(settings.pool(), None, settings.timeout, on_error=on_error)

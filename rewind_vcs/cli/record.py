@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -46,7 +47,34 @@ def settings_from(upstream: list[str] | None, record_host: list[str] | None):
 
 
 def _error(message: str) -> None:
-    info(f"[yellow]rewind:[/yellow] {message}")
+    from rich.markup import escape
+
+    info(f"[yellow]rewind:[/yellow] {escape(message)}")
+
+
+class _StderrLog(logging.Handler):
+    """The library's warnings, one line each on stderr, control characters made visible."""
+
+    def __init__(self, level: int, *, skip_disk_full: bool = False) -> None:
+        super().__init__(level)
+        self.skip_disk_full = skip_disk_full
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.skip_disk_full and getattr(record, "disk_full", False):
+            return  # the command's last line says it
+        try:
+            text = visible(" ".join(record.getMessage().split()))
+        except Exception:  # noqa: BLE001 - a log line never breaks a recording
+            return
+        sys.stderr.write(f"rewind: {text}\n")
+        sys.stderr.flush()
+
+
+def log_to_stderr(*, skip_disk_full: bool = False) -> None:
+    """Show the library's warnings and errors (recorder, flusher, recovery) while a command runs."""
+    root = logging.getLogger("rewind_vcs")
+    if not any(isinstance(h, _StderrLog) for h in root.handlers):
+        root.addHandler(_StderrLog(logging.WARNING, skip_disk_full=skip_disk_full))
 
 
 def record(
@@ -61,6 +89,7 @@ def record(
 
     cmd = list(command or []) + list(trailing or [])
     repo = open_repo(create=True)
+    log_to_stderr(skip_disk_full=True)
     result = record_run(
         repo, cmd, env=os.environ, cwd=os.getcwd(), name=name,
         settings=settings_from(upstream, record_host), out=sys.stdout.buffer, on_error=_error,
@@ -69,6 +98,11 @@ def record(
     if as_json:
         print_json({"session": result.session_id, "steps": result.steps, "exit_code": result.exit_code})
     extra = f", {result.vetoed} vetoed by the pre-step hook" if result.vetoed else ""
+    if result.disk_full:
+        info(f"rewind: recording stopped, the disk is full: session [bold]{result.session_id}[/bold] keeps "
+             f"{result.steps} steps{extra} (incomplete), {result.dropped} later calls were not recorded; "
+             f"exit {result.exit_code}")
+        raise typer.Exit(result.exit_code or 1)
     info(f"rewind: recorded session [bold]{result.session_id}[/bold]: {result.steps} steps{extra}, "
          f"exit {result.exit_code}  (rewind show {result.session_id})")
     raise typer.Exit(result.exit_code)
@@ -92,6 +126,7 @@ def replay(
     from rewind_vcs.store.refs import timeline_ref
 
     repo = open_repo()
+    log_to_stderr()
     if ref is None:
         try:
             target = repo.resolve("HEAD")
@@ -239,9 +274,9 @@ def proxy(
     from rewind_vcs.store.records import SessionInfo
 
     repo = open_repo(create=True)
+    log_to_stderr()
     settings = settings_from(upstream, record_host)
-    recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()),
-                        on_error=_error)
+    recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()))
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, _error)
     running = start_proxy(repo, handler, settings.routes(os.environ), port=port, on_error=_error)
     flusher = IdleFlusher(recorder, handler, _error).start()

@@ -34,7 +34,7 @@ from rewind_vcs.proxy.server import ProxyServer
 from rewind_vcs.proxy.tls import CertificateAuthority
 from rewind_vcs.proxy.upstream import UpstreamPool, upstream_ssl_context
 from rewind_vcs.store.arrivals import arrival_of
-from rewind_vcs.store.records import EndInfo, SessionInfo
+from rewind_vcs.store.records import EndInfo, Exchange, SessionInfo
 from rewind_vcs.store.writer import SessionWriter
 
 if TYPE_CHECKING:
@@ -78,12 +78,13 @@ class RecordingHandler:
 
     async def handle(self, request: ProxyRequest) -> ProxyResponse:
         self.last_activity = time.monotonic()
+        spool = self.recorder.spool()
 
-        def on_exchange(exchange) -> None:
+        def on_exchange(exchange: Exchange) -> None:
             self.last_activity = time.monotonic()
-            self.recorder.record(exchange, request.provider_hint, request.session_tag)
+            self.recorder.record(exchange, request.provider_hint, request.session_tag, spool)
 
-        forward = ForwardHandler(self.pool, on_exchange, self.timeout, on_error=self.on_error)
+        forward = ForwardHandler(self.pool, on_exchange, self.timeout, on_error=self.on_error, body_sink=spool)
         return await forward.handle(request)
 
     async def aclose(self) -> None:
@@ -217,6 +218,8 @@ class RecordResult:
     stdout_digest: str
     vetoed: int = 0
     other_sessions: list[str] = field(default_factory=list)
+    disk_full: bool = False  # recording stopped early: the disk filled up
+    dropped: int = 0  # calls relayed but not recorded (after the disk filled up)
 
 
 def record_run(
@@ -237,7 +240,7 @@ def record_run(
     info = SessionInfo(name=name, command=list(command), cwd=cwd, code_version=code_version(cwd),
                        extra={"record_hosts": sorted(settings.record_hosts)} if settings.record_hosts else {})
     writer = SessionWriter.create(repo, info)
-    recorder = Recorder(repo, info, writer=writer, on_error=on_error)
+    recorder = Recorder(repo, info, writer=writer)
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, on_error)
     try:
         proxy = start_proxy(repo, handler, routes, on_error=on_error)
@@ -258,7 +261,7 @@ def record_run(
     flusher.stop()
     writers = recorder.finish(EndInfo(exit_code=child.exit_code, stdout_digest=child.digest, stdout=child.stdout))
     return RecordResult(writer.id, writer.steps, child.exit_code, child.digest, recorder.vetoed,
-                        [w.id for w in writers if w.id != writer.id])
+                        [w.id for w in writers if w.id != writer.id], recorder.disk_full, recorder.dropped)
 
 
 # -- replay -------------------------------------------------------------------------------------
@@ -373,7 +376,7 @@ def replay_run(
         return w
 
     if fork_at is not None or on_miss is OnMiss.LIVE:
-        recorder = Recorder(repo, info, writer_factory=fork_writer, split_by_tag=False, on_error=on_error)
+        recorder = Recorder(repo, info, writer_factory=fork_writer, split_by_tag=False)
         live_handler = RecordingHandler(recorder, settings.pool(), settings.timeout, on_error)
     replay = ReplayHandler(steps, latency=latency, drift_ok=fork_at is not None, live=live_handler,
                            on_event=on_event)

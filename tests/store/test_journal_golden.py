@@ -32,7 +32,7 @@ def test_the_format_1_journal_reads_whole():
 
 
 def test_a_format_1_journal_is_recovered_into_steps(repo, tmp_path):
-    from rewind_vcs.proxy.recorder import recover_journals
+    from rewind_vcs.proxy.recovery import recover_journals
     from rewind_vcs.store.journal import journal_path
     from rewind_vcs.store.records import SessionInfo
     from rewind_vcs.store.writer import SessionWriter
@@ -40,7 +40,7 @@ def test_a_format_1_journal_is_recovered_into_steps(repo, tmp_path):
     writer = SessionWriter.create(repo, SessionInfo(name="crashed"))
     writer.close()  # the recorder died: its lease is free, its journal left behind
     shutil.copy(GOLDEN, journal_path(repo.dir("journal"), writer.id, "main"))
-    (recovered,) = recover_journals(repo)
+    (recovered,) = recover_journals(repo).recovered
     assert recovered.steps == 3
     steps = repo.timeline("crashed").steps
     assert [s.info.provider for s in steps] == ["openai", "anthropic", "openai"]
