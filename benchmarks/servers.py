@@ -252,7 +252,7 @@ def _host_proxy(args: argparse.Namespace) -> None:
         handler = ForwardHandler(settings.pool(), None, settings.timeout, on_error=on_error)
     proxy = start_proxy(repo, handler, routes, on_error=on_error)
     if recorder is not None:
-        flusher = IdleFlusher(recorder, handler, on_error).start()
+        flusher = IdleFlusher(recorder, handler).start()
     _emit({"port": proxy.port})
     commit = _wait_for_stop(args.max_seconds)
     out: dict = {}

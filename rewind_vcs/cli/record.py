@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rewind_vcs.cli.common import info, open_repo, print_json
+
+if TYPE_CHECKING:
+    from rewind_vcs.errors import UntrustedCommandError
+    from rewind_vcs.proxy.lifecycle import ProxySettings
+    from rewind_vcs.proxy.replay_run import ReplayResult
 
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -22,10 +28,10 @@ def register(app: typer.Typer) -> None:
     app.command("proxy")(proxy)
 
 
-def settings_from(upstream: list[str] | None, record_host: list[str] | None):
+def settings_from(upstream: list[str] | None, record_host: list[str] | None) -> ProxySettings:
     """Upstream overrides from --upstream and REWIND_UPSTREAM_* (the flags win)."""
     from rewind_vcs.errors import ConfigError
-    from rewind_vcs.proxy.run import ProxySettings
+    from rewind_vcs.proxy.lifecycle import ProxySettings
 
     ups: dict[str, str] = {}
     for provider in ("openai", "anthropic", "gemini"):
@@ -85,7 +91,7 @@ def record(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stderr's behalf to stdout."),
 ) -> None:
     """Run a command and record every LLM call it makes as a new session."""
-    from rewind_vcs.proxy.run import record_run
+    from rewind_vcs.proxy.record_run import record_run
 
     cmd = list(command or []) + list(trailing or [])
     repo = open_repo(create=True)
@@ -121,8 +127,8 @@ def replay(
 ) -> None:
     """Re-run the recorded command (or the one after --) against the recording: zero API calls."""
     from rewind_vcs.errors import ConfigError, RefError, UntrustedCommandError
+    from rewind_vcs.proxy.replay_run import replay_run
     from rewind_vcs.proxy.replayer import Drift, Latency, Miss, OnMiss
-    from rewind_vcs.proxy.run import replay_run
     from rewind_vcs.store.refs import timeline_ref
 
     repo = open_repo()
@@ -152,7 +158,7 @@ def replay(
             info(f"[yellow]rewind: step {event.step} served from the recording, but the request drifted: "
                  f"{what}[/yellow]")
 
-    def run(allow: bool):
+    def run(allow: bool) -> ReplayResult:
         return replay_run(
             repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
             on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
@@ -211,7 +217,7 @@ def visible(text: str) -> str:
     return "".join(out)
 
 
-def _consent(exc) -> bool:
+def _consent(exc: UntrustedCommandError) -> bool:
     """Show a foreign session's recorded command and ask on the terminal; False without one."""
     import shlex
 
@@ -234,7 +240,7 @@ def _consent(exc) -> bool:
                       hint="give your own command after --")
 
 
-def _print_replay(result, summary) -> None:
+def _print_replay(result: ReplayResult, summary: dict[str, Any]) -> None:
     from rewind_vcs.cli.common import money
 
     stats = result.stats
@@ -269,8 +275,8 @@ def proxy(
     import signal
     import threading
 
+    from rewind_vcs.proxy.lifecycle import ProxySession, RecordingHandler
     from rewind_vcs.proxy.recorder import Recorder
-    from rewind_vcs.proxy.run import IdleFlusher, RecordingHandler, start_proxy
     from rewind_vcs.store.records import SessionInfo
 
     repo = open_repo(create=True)
@@ -278,25 +284,26 @@ def proxy(
     settings = settings_from(upstream, record_host)
     recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()))
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, _error)
-    running = start_proxy(repo, handler, settings.routes(os.environ), port=port, on_error=_error)
-    flusher = IdleFlusher(recorder, handler, _error).start()
-    env = running.child_env({})
-    info(f"rewind: proxy listening on 127.0.0.1:{running.port}; export these in the agent's shell:")
-    for key in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "HTTPS_PROXY",
-                "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
-        print(f"export {key}={env[key]}", flush=True)
-    info("rewind: each X-Rewind-Session header value is its own session; Ctrl-C finishes and packs")
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        while not done.wait(0.5):
+    with ProxySession(repo, handler, settings.routes(os.environ), recorder=recorder, recording=handler,
+                      port=port, on_error=_error) as running:
+        env = running.child_env({})
+        info(f"rewind: proxy listening on 127.0.0.1:{running.port}; export these in the agent's shell:")
+        for key in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "HTTPS_PROXY",
+                    "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+            print(f"export {key}={env[key]}", flush=True)
+        info("rewind: each X-Rewind-Session header value is its own session; Ctrl-C finishes and packs")
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        try:
+            while not done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
             pass
-    except KeyboardInterrupt:
-        pass
-    running.stop()
-    flusher.stop()
-    writers = recorder.finish()
+        writers = running.finish()
     for w in writers:
         info(f"rewind: recorded session [bold]{w.id}[/bold]: {w.steps} steps")
+    if recorder.disk_full:
+        info(f"rewind: recording stopped when the disk filled up; {recorder.dropped} later calls were not "
+             "recorded (the sessions above are incomplete)")
     if not writers:
         info("rewind: no calls were made; nothing recorded")
