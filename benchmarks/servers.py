@@ -246,13 +246,13 @@ def _host_proxy(args: argparse.Namespace) -> None:
     if args.mode == "record":
         info = SessionInfo(name="bench", command=["bench-client"], cwd=str(args.repo))
         writer = SessionWriter.create(repo, info)
-        recorder = Recorder(repo, info, writer=writer, on_error=on_error)
+        recorder = Recorder(repo, info, writer=writer)
         handler = RecordingHandler(recorder, settings.pool(), settings.timeout, on_error)
     else:
         handler = ForwardHandler(settings.pool(), None, settings.timeout, on_error=on_error)
     proxy = start_proxy(repo, handler, routes, on_error=on_error)
     if recorder is not None:
-        flusher = IdleFlusher(recorder, handler, on_error).start()
+        flusher = IdleFlusher(recorder, handler).start()
     _emit({"port": proxy.port})
     commit = _wait_for_stop(args.max_seconds)
     out: dict = {}

@@ -13,7 +13,13 @@ starts fast.
 
 from __future__ import annotations
 
+import logging
+
 __version__ = "0.1.0"
+
+# The library logs (one logger per module) and never prints; what reaches the
+# terminal is the application's choice (the CLI installs its own handler).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["Repo", "__version__"]
 

@@ -69,3 +69,27 @@ class ConfigError(RewindError):
 
 class RemoteError(RewindError):
     """A push, fetch or clone failed."""
+
+
+class UntrustedCommandError(RewindError):
+    """Replay would run the recorded command of a session not recorded in this repository.
+
+    A session that arrived by import, fetch, pull or clone (or whose arrival is
+    unknown) was written by someone else: its recorded command line and
+    working directory are data, never run without the user's consent. The CLI
+    shows ``command`` and ``cwd`` and asks, or takes ``--yes`` or ``-- CMD``.
+    """
+
+    def __init__(self, session_id: str, origin: str, source: str, command: list[str], cwd: str) -> None:
+        self.session_id = session_id
+        self.origin = origin
+        self.source = source
+        self.command = command
+        self.cwd = cwd
+        where = f"{origin} from {source}" if source else origin
+        super().__init__(
+            f"session {session_id} was not recorded in this repository ({where}): "
+            "rewind does not run its recorded command by itself",
+            hint=f"check it with 'rewind show {session_id}', then pass --yes to run it, "
+            "or give your own command after --",
+        )

@@ -64,11 +64,19 @@ def _recover(repo: Repo) -> None:
             return
     except OSError:
         return
-    from rewind_vcs.proxy.recorder import recover_journals
+    from rewind_vcs.proxy.recovery import recover_journals
 
-    for r in recover_journals(repo):
+    done = recover_journals(repo)
+    for r in done.recovered:
         info(f"rewind: recovered {r.steps} steps of interrupted session {r.session_id}/{r.timeline} "
              "from its journal (marked incomplete)")
+    if done.quarantined:
+        from rich.markup import escape
+
+        first = done.quarantined[0]
+        more = f" (and {len(done.quarantined) - 1} more)" if len(done.quarantined) > 1 else ""
+        info(escape(f"rewind: a journal could not be recovered and was moved, not deleted, to {first.path}"
+                    f"{more}: {first.reason}"))
 
 
 def print_json(data: Any) -> None:

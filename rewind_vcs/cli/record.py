@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from rewind_vcs.cli.common import info, open_repo, print_json
 from rewind_vcs.cli.maint import prepare_ca
+
+if TYPE_CHECKING:
+    from rewind_vcs.store.repo import Repo
+    from rewind_vcs.errors import UntrustedCommandError
+    from rewind_vcs.proxy.lifecycle import ProxySettings
+    from rewind_vcs.proxy.replay_run import ReplayResult
 
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -22,10 +30,10 @@ def register(app: typer.Typer) -> None:
     app.command("proxy")(proxy)
 
 
-def settings_from(upstream: list[str] | None, record_host: list[str] | None, repo=None):
+def settings_from(upstream: list[str] | None, record_host: list[str] | None, repo: Repo | None = None) -> ProxySettings:
     """Upstream overrides from --upstream and REWIND_UPSTREAM_* (the flags win); the per-user CA."""
     from rewind_vcs.errors import ConfigError
-    from rewind_vcs.proxy.run import ProxySettings
+    from rewind_vcs.proxy.lifecycle import ProxySettings
 
     ups: dict[str, str] = {}
     for provider in ("openai", "anthropic", "gemini"):
@@ -48,7 +56,34 @@ def settings_from(upstream: list[str] | None, record_host: list[str] | None, rep
 
 
 def _error(message: str) -> None:
-    info(f"[yellow]rewind:[/yellow] {message}")
+    from rich.markup import escape
+
+    info(f"[yellow]rewind:[/yellow] {escape(message)}")
+
+
+class _StderrLog(logging.Handler):
+    """The library's warnings, one line each on stderr, control characters made visible."""
+
+    def __init__(self, level: int, *, skip_disk_full: bool = False) -> None:
+        super().__init__(level)
+        self.skip_disk_full = skip_disk_full
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.skip_disk_full and getattr(record, "disk_full", False):
+            return  # the command's last line says it
+        try:
+            text = visible(" ".join(record.getMessage().split()))
+        except Exception:  # noqa: BLE001 - a log line never breaks a recording
+            return
+        sys.stderr.write(f"rewind: {text}\n")
+        sys.stderr.flush()
+
+
+def log_to_stderr(*, skip_disk_full: bool = False) -> None:
+    """Show the library's warnings and errors (recorder, flusher, recovery) while a command runs."""
+    root = logging.getLogger("rewind_vcs")
+    if not any(isinstance(h, _StderrLog) for h in root.handlers):
+        root.addHandler(_StderrLog(logging.WARNING, skip_disk_full=skip_disk_full))
 
 
 def record(
@@ -59,10 +94,11 @@ def record(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stderr's behalf to stdout."),
 ) -> None:
     """Run a command and record every LLM call it makes as a new session."""
-    from rewind_vcs.proxy.run import record_run
+    from rewind_vcs.proxy.record_run import record_run
 
     cmd = list(command or []) + list(trailing or [])
     repo = open_repo(create=True)
+    log_to_stderr(skip_disk_full=True)
     result = record_run(
         repo, cmd, env=os.environ, cwd=os.getcwd(), name=name,
         settings=settings_from(upstream, record_host, repo), out=sys.stdout.buffer, on_error=_error,
@@ -71,6 +107,11 @@ def record(
     if as_json:
         print_json({"session": result.session_id, "steps": result.steps, "exit_code": result.exit_code})
     extra = f", {result.vetoed} vetoed by the pre-step hook" if result.vetoed else ""
+    if result.disk_full:
+        info(f"rewind: recording stopped, the disk is full: session [bold]{result.session_id}[/bold] keeps "
+             f"{result.steps} steps{extra} (incomplete), {result.dropped} later calls were not recorded; "
+             f"exit {result.exit_code}")
+        raise typer.Exit(result.exit_code or 1)
     info(f"rewind: recorded session [bold]{result.session_id}[/bold]: {result.steps} steps{extra}, "
          f"exit {result.exit_code}  (rewind show {result.session_id})")
     raise typer.Exit(result.exit_code)
@@ -84,14 +125,17 @@ def replay(
     timeline: str = typer.Option(None, "--timeline", help="Name the new timeline (default fork-1, fork-2, ...)."),
     upstream: list[str] = typer.Option(None, "--upstream", help="PROVIDER=URL for calls that go live."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run the recorded command of a session recorded "
+                             "elsewhere (imported, fetched) without asking."),
 ) -> None:
     """Re-run the recorded command (or the one after --) against the recording: zero API calls."""
-    from rewind_vcs.errors import ConfigError, RefError
+    from rewind_vcs.errors import ConfigError, RefError, UntrustedCommandError
+    from rewind_vcs.proxy.replay_run import replay_run
     from rewind_vcs.proxy.replayer import Drift, Latency, Miss, OnMiss
-    from rewind_vcs.proxy.run import replay_run
     from rewind_vcs.store.refs import timeline_ref
 
     repo = open_repo()
+    log_to_stderr()
     if ref is None:
         try:
             target = repo.resolve("HEAD")
@@ -117,14 +161,23 @@ def replay(
             info(f"[yellow]rewind: step {event.step} served from the recording, but the request drifted: "
                  f"{what}[/yellow]")
 
+    def run(allow: bool) -> ReplayResult:
+        return replay_run(
+            repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
+            on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
+            settings=settings_from(upstream, None, repo), out=sys.stdout.buffer, on_event=on_event,
+            on_error=_error, allow_recorded_command=allow,
+        )
+
     if not trailing and any("REDACTED" in arg for arg in repo.session(target.session_id).info.command):
         info("rewind: the recorded command line held credentials, stored redacted; "
              "to run it with them, give the command after --")
-    result = replay_run(
-        repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
-        on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
-        settings=settings_from(upstream, None, repo), out=sys.stdout.buffer, on_event=on_event, on_error=_error,
-    )
+    try:
+        result = run(yes)
+    except UntrustedCommandError as exc:
+        if not _consent(exc):
+            raise
+        result = run(True)
     if result.new_timeline:
         repo.set_head(timeline_ref(result.session_id, result.new_timeline))
     stats, sv = result.stats, result.savings
@@ -152,7 +205,48 @@ def replay(
     raise typer.Exit(result.exit_code)
 
 
-def _print_replay(result, summary) -> None:
+def visible(text: str) -> str:
+    """``text`` safe to print: control and bidirectional-override characters shown as escapes."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            if unicodedata.category(ch) == "Cf":  # format characters: RLO, LRI, ZWJ, ...
+                out.append(f"\\u{ord(ch):04x}")
+            else:
+                out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def _consent(exc: UntrustedCommandError) -> bool:
+    """Show a foreign session's recorded command and ask on the terminal; False without one."""
+    import shlex
+
+    if not sys.stdin.isatty():
+        return False
+    where = f"{exc.origin} from {exc.source}" if exc.source else exc.origin
+    err = sys.stderr
+    print(f"rewind: session {exc.session_id} was not recorded here ({visible(where)}). "
+          "Its recorded command is:", file=err)
+    print(f"    {visible(shlex.join(exc.command)) or '(none)'}", file=err)
+    print(f"  in directory: {visible(exc.cwd) or '(none)'}", file=err)
+    err.write("Run it? [y/N] ")
+    err.flush()
+    answer = sys.stdin.readline()
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    from rewind_vcs.errors import ConfigError
+
+    raise ConfigError(f"not running the recorded command of session {exc.session_id}",
+                      hint="give your own command after --")
+
+
+def _print_replay(result: ReplayResult, summary: dict[str, Any]) -> None:
     from rewind_vcs.cli.common import money
 
     stats = result.stats
@@ -190,35 +284,35 @@ def proxy(
     import signal
     import threading
 
+    from rewind_vcs.proxy.lifecycle import ProxySession, RecordingHandler
     from rewind_vcs.proxy.recorder import Recorder
-    from rewind_vcs.proxy.run import IdleFlusher, RecordingHandler, start_proxy
     from rewind_vcs.store.records import SessionInfo
 
     repo = open_repo(create=True)
+    log_to_stderr()
     settings = settings_from(upstream, record_host, repo)
-    recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()),
-                        on_error=_error)
+    recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()))
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, _error)
-    running = start_proxy(repo, handler, settings.routes(os.environ), port=port, on_error=_error,
-                          ca_dir=settings.ca_dir)
-    flusher = IdleFlusher(recorder, handler, _error).start()
-    env = running.child_env({})
-    info(f"rewind: proxy listening on 127.0.0.1:{running.port}; export these in the agent's shell:")
-    for key in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "HTTPS_PROXY",
-                "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
-        print(f"export {key}={env[key]}", flush=True)
-    info("rewind: each X-Rewind-Session header value is its own session; Ctrl-C finishes and packs")
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        while not done.wait(0.5):
+    with ProxySession(repo, handler, settings.routes(os.environ), recorder=recorder, recording=handler,
+                      port=port, on_error=_error, ca_dir=settings.ca_dir) as running:
+        env = running.child_env({})
+        info(f"rewind: proxy listening on 127.0.0.1:{running.port}; export these in the agent's shell:")
+        for key in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "HTTPS_PROXY",
+                    "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
+            print(f"export {key}={env[key]}", flush=True)
+        info("rewind: each X-Rewind-Session header value is its own session; Ctrl-C finishes and packs")
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        try:
+            while not done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
             pass
-    except KeyboardInterrupt:
-        pass
-    running.stop()
-    flusher.stop()
-    writers = recorder.finish()
+        writers = running.finish()
     for w in writers:
         info(f"rewind: recorded session [bold]{w.id}[/bold]: {w.steps} steps")
+    if recorder.disk_full:
+        info(f"rewind: recording stopped when the disk filled up; {recorder.dropped} later calls were not "
+             "recorded (the sessions above are incomplete)")
     if not writers:
         info("rewind: no calls were made; nothing recorded")

@@ -7,6 +7,8 @@ exchange uses is decided here (:func:`detect`).
 
 from __future__ import annotations
 
+import logging
+
 from rewind_vcs.providers.base import Message, Normalised, Provider, ToolCall, one_line
 from rewind_vcs.providers.generic import GenericProvider
 from rewind_vcs.providers.matching import FieldDiff, closest, diff_fields
@@ -33,6 +35,8 @@ __all__ = [
     "step_info",
 ]
 
+log = logging.getLogger(__name__)
+
 
 def normalise(
     exchange: Exchange, hint: str | None = None, *, prices: PriceTable | None = None
@@ -45,7 +49,10 @@ def normalise(
     provider = detect(exchange.request, hint)
     try:
         n = provider.normalise(exchange)
-    except Exception:  # recording and reading must survive any body
+    except Exception as exc:  # recording and reading must survive any body
+        log.warning("%s could not parse a %s %s exchange (%s: %s); read as a generic HTTP step",
+                    provider.name, exchange.request.method, exchange.request.path.split("?")[0][:200],
+                    type(exc).__name__, str(exc)[:200])
         n = GenericProvider(StepKind.HTTP, provider.name).normalise(exchange)
     if n.kind is StepKind.LLM:
         table = prices if prices is not None else PriceTable.default()
@@ -59,7 +66,8 @@ def match_key(request: Request, hint: str | None = None) -> str:
     provider = detect(request, hint)
     try:
         return provider.match_key(request)
-    except Exception:  # same fallback as normalise(): the request as raw HTTP
+    except Exception as exc:  # same fallback as normalise(): the request as raw HTTP
+        log.debug("%s could not key a request (%s); keyed as raw HTTP", provider.name, type(exc).__name__)
         return GenericProvider(StepKind.HTTP, provider.name).match_key(request)
 
 

@@ -107,9 +107,22 @@ def body_digest(body: bytes) -> dict[str, str]:
     return {"sha256": hashlib.sha256(body).hexdigest()}
 
 
+_WORD = re.compile(r"\S+")
+
+
 def one_line(text: str, width: int = 100) -> str:
-    """Collapse whitespace to single spaces and cut to ``width`` characters."""
-    flat = " ".join(text.split())
+    """Collapse whitespace to single spaces and cut to ``width`` characters.
+
+    Reads only as many words as the line needs: a 200 MB answer costs no more than a short one.
+    """
+    words: list[str] = []
+    length = -1
+    for match in _WORD.finditer(text):
+        words.append(match.group())
+        length += len(words[-1]) + 1
+        if length > width:
+            break
+    flat = " ".join(words)
     return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
 
 
@@ -239,7 +252,10 @@ class Normalised:
         if self.endpoint == "embeddings":
             dims = len(self.output_embeddings[0]) if self.output_embeddings else 0
             return one_line(f"{who}: {len(self.output_embeddings)} embeddings × {dims}", width)
-        return one_line(f"{who}: {json.dumps(self.output_text, ensure_ascii=False)}", width)
+        text = self.output_text
+        if len(text) > 64 * width + 4096:  # the line shows its start only
+            text = text[: 64 * width + 4096]
+        return one_line(f"{who}: {json.dumps(text, ensure_ascii=False)}", width)
 
 
 # --- building responses ----------------------------------------------------------------

@@ -116,6 +116,33 @@ def client_headers(headers: Headers) -> Headers:
     return end_to_end(headers)
 
 
+class BodySink(Protocol):
+    """Where a recorded response body goes as it arrives (a recorder may spill it to disk)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def getvalue(self) -> bytes:
+        """The body kept in memory: all of it, or ``b""`` when it went elsewhere."""
+        ...
+
+
+class _MemoryBody:
+    __slots__ = ("pieces",)
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.pieces.append(data)
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+#: Chunk timings kept per response; later pieces of an endless stream merge into the last one.
+MAX_CHUNK_TIMINGS = 65536
+
+
 class _ExchangeRecorder:
     """Collects one exchange as it happens and reports it exactly once."""
 
@@ -124,7 +151,7 @@ class _ExchangeRecorder:
         "on_exchange",
         "on_error",
         "response",
-        "pieces",
+        "sink",
         "ended_at",
         "ttfb",
         "complete",
@@ -136,12 +163,14 @@ class _ExchangeRecorder:
         request: ProxyRequest,
         on_exchange: Callable[[Exchange], None] | None,
         on_error: Callable[[str], None] | None,
+        sink: BodySink | None = None,
     ) -> None:
         self.request = request
         self.on_exchange = on_exchange
         self.on_error = on_error
         self.response = Response()
-        self.pieces: list[bytes] = []
+        # Nothing keeps the body when nothing records it.
+        self.sink: BodySink | None = (sink or _MemoryBody()) if on_exchange is not None else None
         self.ended_at: float | None = None
         self.ttfb: float | None = None
         self.complete = False
@@ -154,8 +183,14 @@ class _ExchangeRecorder:
         self.response.headers = headers
 
     def chunk(self, data: bytes) -> None:
-        self.response.chunks.append((time.perf_counter() - self.request.t0, len(data)))
-        self.pieces.append(data)
+        chunks = self.response.chunks
+        at = time.perf_counter() - self.request.t0
+        if len(chunks) < MAX_CHUNK_TIMINGS:
+            chunks.append((at, len(data)))
+        else:
+            chunks[-1] = (at, chunks[-1][1] + len(data))
+        if self.sink is not None:
+            self.sink.write(data)
 
     def finish(self) -> None:
         self.complete = True
@@ -177,7 +212,9 @@ class _ExchangeRecorder:
             return
         req = self.request
         ended = self.ended_at if self.ended_at is not None else time.perf_counter()
-        self.response.body = b"".join(self.pieces)
+        if self.sink is not None:
+            self.response.body = self.sink.getvalue()
+            self.sink = None
         exchange = Exchange(
             request=Request(req.method, req.scheme, req.host, req.path, req.headers, req.body),
             response=self.response,
@@ -213,6 +250,10 @@ class ForwardHandler:
     ``identity_encoding`` asks the upstream for uncompressed bodies
     (``Accept-Encoding: identity``; the recorded request keeps the client's
     header): recordings stay readable and git can delta-compress them.
+
+    ``body_sink`` (for a handler made for one request, as the recording
+    handler does) receives the response body as it arrives (default: kept in
+    memory); the exchange reported carries what the sink kept (``getvalue()``).
     """
 
     def __init__(
@@ -223,15 +264,17 @@ class ForwardHandler:
         *,
         identity_encoding: bool = True,
         on_error: Callable[[str], None] | None = None,
+        body_sink: BodySink | None = None,
     ) -> None:
         self.pool = pool
+        self.body_sink = body_sink
         self.on_exchange = on_exchange
         self.timeout = timeout
         self.identity_encoding = identity_encoding
         self.on_error = on_error
 
     async def handle(self, request: ProxyRequest) -> ProxyResponse:
-        recorder = _ExchangeRecorder(request, self.on_exchange, self.on_error)
+        recorder = _ExchangeRecorder(request, self.on_exchange, self.on_error, self.body_sink)
         try:
             upstream = await self.pool.request(
                 request.method,

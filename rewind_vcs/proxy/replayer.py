@@ -23,7 +23,6 @@ the connection dropped the same way, so the SDK raises the same exception.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 
 from rewind_vcs.providers import closest, match_key, provider_named
 from rewind_vcs.providers.matching import FieldDiff, diff_fields
+from rewind_vcs.proxy.clock import SYSTEM_CLOCK, Clock
 from rewind_vcs.proxy.handler import (
     CloseConnection,
     Handler,
@@ -134,7 +134,9 @@ class ReplayHandler:
         live: Handler | None = None,
         on_event: Callable[[object], None] | None = None,
         redact: Sequence[str] = (),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.latency = latency
         self.redact = list(redact)  # extra secret names (rewind.redact), as the recorder used
         self.drift_ok = drift_ok
@@ -198,41 +200,41 @@ class ReplayHandler:
     async def _serve(self, step: Step, request: ProxyRequest) -> ProxyResponse:
         resp = step.response
         factor = self.latency.factor
-        t0 = asyncio.get_running_loop().time()
+        clock = self.clock
+        t0 = clock.monotonic()
         if resp.error in (TransportError.CONNECTION_REFUSED, TransportError.CONNECTION_RESET,
                           TransportError.UPSTREAM_TLS, TransportError.TIMEOUT) and resp.status == 0:
             if resp.error is TransportError.TIMEOUT:
-                await asyncio.sleep(min(step.info.latency_ms / 1000 * factor, MAX_TIMEOUT_STALL))
+                await clock.async_sleep(min(step.info.latency_ms / 1000 * factor, MAX_TIMEOUT_STALL))
             raise CloseConnection(f"replayed {resp.error.value} of step {step.n}")
         if resp.status == 0 and resp.error is TransportError.CLIENT_DISCONNECTED:
             # The client gave up before any answer (its own timeout): answer nothing
             # again, so its timeout fires again and the SDK raises the same timeout
             # error. The server cancels this wait the moment the client hangs up.
-            await asyncio.sleep(min(step.info.latency_ms / 1000 + CLIENT_GAVE_UP_GRACE, MAX_CLIENT_WAIT))
+            await clock.async_sleep(min(step.info.latency_ms / 1000 + CLIENT_GAVE_UP_GRACE, MAX_CLIENT_WAIT))
             raise CloseConnection(f"step {step.n}: the client gave up before an answer when recorded")
         if resp.status == 0:  # a malformed upstream answer: the proxy had answered 502
             from rewind_vcs.proxy.handler import error_response
 
             return error_response(502, f"rewind proxy: {resp.error_detail}", "bad_response", "Bad Gateway")
         if factor and resp.chunks:
-            await asyncio.sleep(max(0.0, resp.chunks[0][0] * factor - (asyncio.get_running_loop().time() - t0)))
+            await clock.async_sleep(max(0.0, resp.chunks[0][0] * factor - (clock.monotonic() - t0)))
         # An upstream that broke mid-body is replayed as the same cut; a client that
         # hung up is not (the replayed client hangs up itself, or reads a whole body).
         cut = resp.error is not None and resp.error is not TransportError.CLIENT_DISCONNECTED
         return ProxyResponse(resp.status, resp.reason, client_headers(resp.headers),
-                             _chunks(resp, factor, t0, cut))
+                             _chunks(resp, factor, t0, cut, clock))
 
 
-async def _chunks(resp: Response, factor: float, t0: float, cut: bool) -> AsyncIterator[bytes]:
+async def _chunks(resp: Response, factor: float, t0: float, cut: bool, clock: Clock) -> AsyncIterator[bytes]:
     """The recorded pieces, as recorded (never re-split), optionally at the recorded pace."""
     body = resp.body
     pos = 0
-    loop = asyncio.get_running_loop()
     for t, n in resp.chunks:
         if factor:
-            delay = t * factor - (loop.time() - t0)
+            delay = t * factor - (clock.monotonic() - t0)
             if delay > 0:
-                await asyncio.sleep(delay)
+                await clock.async_sleep(delay)
         piece = body[pos : pos + n]
         pos += n
         if piece:

@@ -221,11 +221,13 @@ class SessionWriter:
 
     # -- writing -----------------------------------------------------------------
 
-    def append(self, exchange: Exchange, info: StepInfo) -> str:
+    def append(self, exchange: Exchange, info: StepInfo, *, response_body_file: os.PathLike[str] | None = None) -> str:
         """Commit one exchange as the next step; returns the commit id (hex).
 
         ``info.n`` and ``info.session`` are set here (steps are numbered in the
         order they are appended, i.e. the order calls complete).
+        ``response_body_file``, when given, is the response body (streamed from
+        that file into git, never loaded; ``exchange.response.body`` is ignored).
         """
         self._check_open()
         git = self.repo.git
@@ -240,7 +242,8 @@ class SessionWriter:
         rq = fmt.request_meta(req.method, req.scheme, req.host, req.path, req.headers)
         rs = fmt.response_meta(resp.status, resp.reason, resp.headers, resp.chunks, resp.error, resp.error_detail)
         req_tree = self._subtree({"meta.json": fmt.dumps(rq), "body": req.body})
-        resp_tree = self._subtree({"meta.json": fmt.dumps(rs), "body": resp.body})
+        resp_body = git.create_blob_fromdisk(os.fspath(response_body_file)) if response_body_file else resp.body
+        resp_tree = self._subtree({"meta.json": fmt.dumps(rs), "body": resp_body})
         tb = git.TreeBuilder()
         tb.insert("session.json", self._session_blob, BLOB)
         step_record = redact_body(fmt.dumps(fmt.step_to_record(info)), self._redact)[0]
@@ -318,11 +321,12 @@ class SessionWriter:
         if self.finished:
             raise RewindError(f"session {self.id}/{self.timeline} is already finished")
 
-    def _subtree(self, files: dict[str, bytes]) -> pygit2.Oid:
+    def _subtree(self, files: dict[str, bytes | pygit2.Oid]) -> pygit2.Oid:
         git = self.repo.git
         tb = git.TreeBuilder()
         for name, data in files.items():
-            tb.insert(name, git.create_blob(bytes(data)), BLOB)
+            oid = data if not isinstance(data, bytes | bytearray | memoryview) else git.create_blob(bytes(data))
+            tb.insert(name, oid, BLOB)
         return tb.write()
 
     def _commit(self, msg: str, sig: pygit2.Signature, tree: pygit2.Oid) -> str:

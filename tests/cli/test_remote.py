@@ -62,7 +62,7 @@ def test_demo_pushed_over_git_daemon_cloned_and_replayed_offline(tmp_path, git_d
     assert steps_a == steps_b and len(steps_a) == 4
 
     # the clone replays with every upstream unreachable: everything it needs travelled
-    replay_b = run_rewind(["replay", "bad"], b_dir, offline_env())
+    replay_b = run_rewind(["replay", "bad", "--yes"], b_dir, offline_env())
     replay_a = run_rewind(["replay", "bad"], a_dir, offline_env())
     assert replay_b.returncode == 0, replay_b.stderr
     assert "output identical to the recording" in replay_b.stderr and "0 misses" in replay_b.stderr

@@ -57,7 +57,7 @@ def test_export_then_import_then_replay_offline_gives_identical_output(demo_dir,
     log = run_rewind(["log", "--json"], fresh, env())
     assert json.loads(log.stdout) == json.loads(run_rewind(["log", "--json"], demo_dir, env()).stdout)
 
-    rep = run_rewind(["replay", "bad", "--json"], fresh, offline_env())  # no upstream reachable at all
+    rep = run_rewind(["replay", "bad", "--yes", "--json"], fresh, offline_env())  # no upstream reachable at all
     assert rep.returncode == 0, rep.stderr
     summary = json.loads(rep.stdout[rep.stdout.index("{\n"):])
     assert summary["output_identical"] is True and summary["misses"] == 0 and summary["live"] == 0

@@ -151,6 +151,11 @@ def test_node_openai_client(workdir, fake, node_openai):
 
 
 def test_latency_recorded_replays_at_the_recorded_pace(workdir, fake):
+    """End to end, paced replay is never faster than the recording (a bound load cannot break).
+
+    That pacing waits exactly the recorded gaps, and that no latency waits not at
+    all, is shown with a fake clock in tests/proxy/test_clock.py.
+    """
     import time
 
     fake.chunk_delay = 0.05
@@ -159,9 +164,7 @@ def test_latency_recorded_replays_at_the_recorded_pace(workdir, fake):
     assert rec.returncode == 0, rec.stderr
     recorded = sum(s.info.latency_ms for s in Repo.open(workdir).timeline("slow").steps) / 1000
     assert recorded > 0.5
-    t0 = time.perf_counter()
     fast = run_rewind(["replay", "slow"], workdir, offline_env())
-    t_fast = time.perf_counter() - t0
     t0 = time.perf_counter()
     paced = run_rewind(["replay", "slow", "--latency", "recorded"], workdir, offline_env())
     t_paced = time.perf_counter() - t0
@@ -170,6 +173,5 @@ def test_latency_recorded_replays_at_the_recorded_pace(workdir, fake):
     # the recorded inter-chunk timing was kept: paced, the replay cannot take less than the
     # recorded calls did (a bound that machine load can only make easier to meet)
     assert t_paced >= 0.9 * recorded
-    assert t_paced > t_fast
     bad = run_rewind(["replay", "slow", "--latency", "warp"], workdir, offline_env())
     assert bad.returncode != 0 and "bad --latency 'warp'" in bad.stderr and "Traceback" not in bad.stderr

@@ -126,7 +126,7 @@ class LiveProxy:
         self.repo = repo
         self.errors: list[str] = []
         settings = ProxySettings(upstreams=upstreams, timeout=timeout)
-        self.recorder = Recorder(repo, SessionInfo(name="live", command=["test"]), on_error=self.errors.append)
+        self.recorder = Recorder(repo, SessionInfo(name="live", command=["test"]))
         self.handler = RecordingHandler(self.recorder, settings.pool(), settings.timeout, self.errors.append)
         self.running = start_proxy(repo, self.handler, settings.routes({}), on_error=self.errors.append)
         self.finished = False

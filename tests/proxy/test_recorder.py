@@ -10,7 +10,8 @@ import textwrap
 from pathlib import Path
 
 from rewind_vcs.proxy.hooks import StepHook
-from rewind_vcs.proxy.recorder import Recorder, recover_journals
+from rewind_vcs.proxy.recorder import Recorder
+from rewind_vcs.proxy.recovery import recover_journals
 from rewind_vcs.store.journal import read_journal
 from rewind_vcs.store.records import EndInfo, SessionInfo, SessionStatus
 from tests import factories
@@ -85,11 +86,11 @@ def test_kill_9_loses_nothing_that_was_journalled(repo, fsck, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     recovered = recover_journals(repo)
-    assert [(r.steps) for r in recovered] == [3]
+    assert [(r.steps) for r in recovered.recovered] == [3] and recovered.quarantined == []
     summary = repo.sessions(use_cache=False)[0]
     assert summary.steps == 8 and summary.status is SessionStatus.INCOMPLETE
     assert [s.n for s in repo.timeline("crashy").steps] == list(range(1, 9))
-    assert recover_journals(repo) == []  # idempotent: the journal is gone
+    assert recover_journals(repo).recovered == []  # idempotent: the journal is gone
     fsck(repo)
 
 
