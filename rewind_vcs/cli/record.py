@@ -13,10 +13,10 @@ from rewind_vcs.cli.common import info, open_repo, print_json
 from rewind_vcs.cli.maint import prepare_ca
 
 if TYPE_CHECKING:
-    from rewind_vcs.store.repo import Repo
     from rewind_vcs.errors import UntrustedCommandError
     from rewind_vcs.proxy.lifecycle import ProxySettings
     from rewind_vcs.proxy.replay_run import ReplayResult
+    from rewind_vcs.store.repo import Repo
 
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 

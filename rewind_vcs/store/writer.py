@@ -10,6 +10,7 @@ holder may clear a stale ``<ref>.lock`` left by a killed writer.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable
