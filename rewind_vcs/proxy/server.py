@@ -21,16 +21,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import h11
 
 from rewind_vcs.errors import ConfigError
+from rewind_vcs.proxy import access
 from rewind_vcs.proxy.channel import ByteChannel
 from rewind_vcs.proxy.handler import (
     CloseConnection,
@@ -43,15 +46,15 @@ from rewind_vcs.proxy.handler import (
     error_response,
 )
 from rewind_vcs.proxy.headers import REWIND_PREFIX, Headers
-from rewind_vcs.proxy.routes import Route, Routes
+from rewind_vcs.proxy.routes import BadTarget, Mode, Routes, route_request
 from rewind_vcs.proxy.tls import CertificateAuthority
 from rewind_vcs.proxy.upstream import UpstreamPool
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 _MAX_HEAD = 64 * 1024
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_SELF_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 # h11's own header rules (h11/_abnf.py), to check a response head we write ourselves.
 _FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
@@ -83,6 +86,23 @@ def check_loopback(host: str) -> None:
         )
 
 
+def default_max_connections() -> int:
+    """Client connections to allow at once: well under the open-files limit.
+
+    Each client connection may hold an upstream one too, and the recorder
+    needs files of its own: half the soft limit less a margin, 64 to 1024.
+    """
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 256
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 1024
+    return max(64, min(1024, (soft - 128) // 2))
+
+
 def _parse_authority(target: str) -> tuple[str, int]:
     """``host:port`` of a CONNECT request (``[v6]:port`` too)."""
     parts = urlsplit("//" + target)
@@ -111,14 +131,19 @@ class _ClientConnection(ByteChannel):
         self.cancel_armed = False  # the task awaits the handler: cancel it if the client goes
         self.gone_cancelled = False
         self.on_gone = self._client_gone
+        #: Waiting for a request head since this loop time (None: in a request or a tunnel).
+        self.waiting_since: float | None = None
+        self.evicted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if self.server._closing:
-            transport.close()
+        server = self.server
+        if server._closing or not server._admit():
+            self.abort()
             return
-        self.server._connections.add(self)
-        self.task = asyncio.get_running_loop().create_task(self.server._serve_connection(self))
+        self.waiting_since = asyncio.get_running_loop().time()
+        server._connections.add(self)
+        self.task = asyncio.get_running_loop().create_task(server._serve_connection(self))
 
     @property
     def gone(self) -> bool:
@@ -141,6 +166,21 @@ class ProxyServer:
     none. ``passthrough`` answers absolute-form requests for other hosts
     (default: forwarded unrecorded). If ``handler`` (or ``passthrough``) has an
     async ``aclose()``, the server calls it when it stops.
+
+    Hygiene (see :mod:`rewind_vcs.proxy.access`): unrecorded traffic (blind
+    tunnels, passthrough requests) goes only to public addresses on ports 443
+    and 80, or to the routes' hosts and ``allow_relay_to`` (``host`` or
+    ``host:port`` entries); base-URL-mode requests must name the proxy in
+    ``Host`` and not come from a web page. A connection has ``head_timeout``
+    seconds from its start (or from the first byte of a later request) to
+    send a whole request head, and may sit idle between requests for
+    ``idle_timeout``; each wait for request-body bytes is bounded by
+    ``body_timeout``. At ``max_connections`` (default: from the open-files
+    limit), a new connection evicts the one that has waited longest for a
+    request head; when every connection is in a request, it is refused.
+
+    Problems are logged to this module's logger (``on_error``, if given,
+    receives the same lines at WARNING and above).
     """
 
     def __init__(
@@ -158,6 +198,11 @@ class ProxyServer:
         connect_timeout: float = 10.0,
         max_request_body: int = 1024 * 1024 * 1024,
         use_uvloop: bool = True,
+        head_timeout: float = 20.0,
+        idle_timeout: float = 75.0,
+        body_timeout: float = 60.0,
+        max_connections: int | None = None,
+        allow_relay_to: Iterable[str] = (),
     ) -> None:
         check_loopback(host)
         if intercept_hosts is None:
@@ -183,6 +228,14 @@ class ProxyServer:
         self.connect_timeout = connect_timeout
         self.max_request_body = max_request_body
         self.use_uvloop = use_uvloop
+        self.head_timeout = head_timeout
+        self.idle_timeout = idle_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections or default_max_connections()
+        self.relay_hosts = access.normalise_allowed(
+            [*routes.intercept_hosts(), *self.intercept_hosts, *allow_relay_to]
+        )
+        self._evictions = 0
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[_ClientConnection] = set()
         self._closing = False
@@ -326,30 +379,67 @@ class ProxyServer:
         message = context.get("message", "")
         self._report(f"{message}: {type(exc).__name__}: {exc}" if exc else message)
 
-    def _report(self, message: str) -> None:
-        if self.on_error is not None:
+    def _report(self, message: str, level: int = logging.WARNING) -> None:
+        log.log(level, "%s", message)
+        if self.on_error is not None and level >= logging.WARNING:
             try:
                 self.on_error(message)
             except Exception:
                 pass
+
+    def _admit(self) -> bool:
+        """Room for one more connection: evict the longest wait for a head if needed."""
+        if len(self._connections) < self.max_connections:
+            return True
+        waiting = [c for c in self._connections if c.waiting_since is not None]
+        if not waiting:
+            self._report(
+                f"refused a connection: all {self.max_connections} connections are in a request"
+            )
+            return False
+        victim = min(waiting, key=lambda c: c.waiting_since or 0.0)
+        victim.evicted = True
+        self._connections.discard(victim)
+        victim.abort()
+        self._evictions += 1
+        if self._evictions in (1, 10, 100) or self._evictions % 1000 == 0:
+            self._report(
+                f"{self._evictions} connection(s) closed to make room: {self.max_connections} "
+                "connections open, the oldest waiting for a request head (a slow or idle client)"
+            )
+        return True
 
     # one client connection ----------------------------------------------------------
 
     async def _serve_connection(self, ch: _ClientConnection) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         tunnel: tuple[str, int] | None = None  # (host, port) inside an intercepted CONNECT
+        fresh = True
         try:
             while True:
                 ch.busy = False
+                ch.waiting_since = asyncio.get_running_loop().time()
                 try:
-                    event = await self._next_event(ch, conn)
+                    event = await self._next_head(ch, conn, fresh)
                 except h11.RemoteProtocolError as e:
-                    self._refuse(ch, conn, e.error_status_hint, f"malformed request: {e}")
+                    if not ch.evicted:
+                        self._refuse(ch, conn, e.error_status_hint, f"malformed request: {e}")
                     return
+                except _HeadTimeout as e:
+                    if e.started:
+                        self._refuse(ch, conn, 408, str(e), logging.INFO)
+                    else:
+                        ch.close()
+                    return
+                fresh = False
+                ch.waiting_since = None
                 if not isinstance(event, h11.Request):
                     ch.close()  # ConnectionClosed, or bytes after the peer half-closed
                     return
                 ch.busy = True
+                if _head_size(event) > _MAX_HEAD:
+                    self._refuse(ch, conn, 431, f"request head over {_MAX_HEAD // 1024} KiB")
+                    return
                 t0 = time.perf_counter()
                 started_at = time.time()
                 method = event.method.decode("ascii")
@@ -385,11 +475,39 @@ class ProxyServer:
         finally:
             self._connections.discard(ch)
 
+    async def _next_head(self, ch: ByteChannel, conn: h11.Connection, fresh: bool) -> Any:
+        """The next request head (or the end), within the head and idle timeouts."""
+        loop = asyncio.get_running_loop()
+        started = bool(conn.trailing_data[0])  # some of the head is here
+        limit = self.head_timeout if fresh or started else self.idle_timeout
+        deadline = loop.time() + limit
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                data = await ch.read(remaining)
+            except TimeoutError:
+                raise _HeadTimeout(started, limit) from None
+            if data and not started:
+                started = True
+                if not fresh:  # a fresh connection's head is due head_timeout after it opened
+                    limit = self.head_timeout
+                    deadline = loop.time() + limit
+            conn.receive_data(data)
+
     async def _next_event(self, ch: ByteChannel, conn: h11.Connection) -> Any:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(await ch.read())
+                try:
+                    data = await ch.read(self.body_timeout)
+                except TimeoutError:
+                    raise _BodyTimeout from None
+                conn.receive_data(data)
                 continue
             return event
 
@@ -410,9 +528,16 @@ class ProxyServer:
             else:
                 raise _ClientGone
 
-    def _refuse(self, ch: ByteChannel, conn: h11.Connection, status: int, message: str) -> None:
+    def _refuse(
+        self,
+        ch: ByteChannel,
+        conn: h11.Connection,
+        status: int,
+        message: str,
+        level: int = logging.WARNING,
+    ) -> None:
         """Answer an error the client caused, then close the connection."""
-        self._report(message)
+        self._report(message, level)
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             body = error_body(message, "bad_request" if status < 500 else "proxy_error")
             headers = [
@@ -443,6 +568,9 @@ class ProxyServer:
             await self._read_body(ch, conn)
         except _BodyTooLarge:
             self._refuse(ch, conn, 413, "CONNECT with a body")
+            return None
+        except _BodyTimeout:
+            self._refuse(ch, conn, 408, "CONNECT with a body that never ends")
             return None
         if host not in self.intercept_hosts:
             await self._tunnel_blind(ch, conn, host, port)
@@ -484,7 +612,11 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _transport, upstream = await loop.create_connection(ByteChannel, host, port)
+                addresses = await self._relay_addresses(host, port)
+                if isinstance(addresses, _Refusal):
+                    self._refuse(ch, conn, 403, addresses.reason)
+                    return
+                upstream = await _connect_first(loop, addresses, port)
         except (OSError, TimeoutError, UnicodeError) as e:  # UnicodeError: a host name idna refuses
             self._refuse(ch, conn, 502, f"cannot connect to {host}:{port}: {e}")
             return
@@ -500,6 +632,31 @@ class ProxyServer:
         finally:
             upstream.close()
             ch.close()
+
+    async def _relay_addresses(self, host: str, port: int) -> list[str] | _Refusal:
+        """Where unrecorded traffic for ``host:port`` may go (see :mod:`access`), resolved once.
+
+        Raises OSError/UnicodeError when the name does not resolve. The
+        addresses returned are the ones checked: connecting to them (not the
+        name again) leaves no window for a rebinding name to change its answer.
+        """
+        if access.is_allowed(host, port, self.relay_hosts):
+            return [host]
+        refused = access.port_refusal(host, port)
+        if refused is not None:
+            return _Refusal(refused)
+        literal = access.ip_literal(host)
+        found: list[access.Address | None] = [literal]
+        if literal is None:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+            found = [access.ip_literal(str(info[4][0])) for info in infos]
+        addresses = [a for a in found if a is not None]
+        refused = access.destination_refusal(host, port, addresses)
+        if refused is not None:
+            return _Refusal(refused)
+        return list(dict.fromkeys(str(a) for a in addresses))
 
     # one request --------------------------------------------------------------------
 
@@ -520,11 +677,14 @@ class ProxyServer:
         except _BodyTooLarge:
             self._refuse(ch, conn, 413, f"request body over {self.max_request_body} bytes")
             return False
+        except _BodyTimeout:
+            self._refuse(ch, conn, 408, f"no request body bytes for {self.body_timeout:g} s")
+            return False
         except h11.RemoteProtocolError as e:
             self._refuse(ch, conn, e.error_status_hint, f"malformed request body: {e}")
             return False
         headers: Headers = []
-        span = session_tag = None
+        span = session_tag = host = origin = fetch_site = None
         # A plain exchange (HTTP/1.1, keep-alive, a method whose response has a body
         # framed by its headers) lets _send_response write the response head itself.
         plain = event.http_version == b"1.1" and method != "HEAD"
@@ -540,34 +700,42 @@ class ProxyServer:
                 continue
             if lower == "connection":
                 plain = False
+            elif lower == "host":
+                host = value
+            elif lower == "origin":
+                origin = value
+            elif lower == "sec-fetch-site":
+                fetch_site = value
             headers.append((name, value))
+        try:
+            decision = route_request(
+                self.routes,
+                target,
+                tunnel=tunnel,
+                self_port=self.port,
+                intercept_hosts=self.intercept_hosts,
+            )
+        except BadTarget as e:
+            self._refuse(ch, conn, 400, str(e))
+            return False
         handler: Handler = self.handler
-        route: Route | None
-        if tunnel is not None:
-            route = self.routes.for_host("https", tunnel[0], tunnel[1], target)
-            scheme = "https"
-        elif target[:8].lower().startswith(("http://", "https://")):
-            try:  # urlsplit and .hostname raise ValueError on a broken IPv6 literal
-                parts = urlsplit(target)
-                scheme = parts.scheme.lower()
-                hostname = parts.hostname
-                port = parts.port or _DEFAULT_PORTS[scheme]
-            except ValueError:
-                hostname, port = None, 0
-            if not hostname or not port:
-                self._refuse(ch, conn, 400, f"bad request target {target!r}")
+        if decision.mode is Mode.BASE_URL:
+            refused = access.base_url_refusal(self.port, host, origin, fetch_site)
+            if refused is not None:
+                self._refuse(ch, conn, 403, refused)
                 return False
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            if port == self.port and parts.hostname.lower() in _SELF_NAMES:
-                # a client that proxies even loopback (NO_PROXY ignored): base-URL mode
-                route = self.routes.for_prefix(path)
-            else:
-                route = self.routes.for_host(scheme, parts.hostname, port, path)
-                if parts.hostname.lower() not in self.intercept_hosts:
-                    handler = self.passthrough
-        else:
-            scheme = "http"
-            route = self.routes.for_prefix(target)
+        elif decision.mode is Mode.PASSTHROUGH:
+            handler = self.passthrough
+            assert decision.target_host is not None
+            try:
+                relay = await self._relay_addresses(decision.target_host, decision.target_port)
+            except (OSError, UnicodeError):
+                relay = []  # the passthrough handler fails the same way and says so
+            if isinstance(relay, _Refusal):
+                self._refuse(ch, conn, 403, relay.reason)
+                return False
+        route = decision.route
+        scheme = decision.scheme
         if route is None:
             response = error_response(
                 404,
@@ -692,6 +860,45 @@ class ProxyServer:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _BodyTimeout(Exception):
+    pass
+
+
+class _Refusal(NamedTuple):
+    reason: str
+
+
+async def _connect_first(
+    loop: asyncio.AbstractEventLoop, addresses: list[str], port: int
+) -> ByteChannel:
+    """A connection to the first of ``addresses`` that answers (the last error if none)."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            _transport, channel = await loop.create_connection(ByteChannel, address, port)
+        except OSError as e:
+            error = e
+            continue
+        return channel
+    raise error or OSError(f"no address to connect to on port {port}")
+
+
+class _HeadTimeout(Exception):
+    """No whole request head in time; ``started``: some of it had arrived."""
+
+    def __init__(self, started: bool, limit: float) -> None:
+        super().__init__(f"no whole request head within {limit:g} s")
+        self.started = started
+
+
+def _head_size(event: h11.Request) -> int:
+    """About the bytes of a request head (h11 bounds only a head that arrives in pieces)."""
+    size = len(event.target) + 16
+    for name, value in event.headers.raw_items():
+        size += len(name) + len(value) + 4
+    return size
 
 
 def _plain_head(
