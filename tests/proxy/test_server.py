@@ -418,17 +418,6 @@ def test_refused_upstream_drops_the_client_connection(make_proxy):
     assert exchange.response.status == 0
 
 
-def test_upstream_reset_before_the_response(fake, make_proxy):
-    proxy = make_proxy(Routes({"openai": fake.url}))
-    with httpx.Client(trust_env=False) as client:
-        with pytest.raises(httpx.TransportError):
-            client.post(f"{proxy.url}/openai/reset", content=b"{}")
-        assert client.post(f"{proxy.url}/openai/echo", content=b"{}").status_code == 200
-    reset, ok = proxy.wait_exchanges(2)
-    assert reset.response.error is TransportError.CONNECTION_RESET
-    assert ok.response.error is None
-
-
 def test_upstream_reset_mid_stream_cuts_the_client_short(fake, make_proxy):
     proxy = make_proxy(Routes({"openai": fake.url}))
     with httpx.Client(trust_env=False) as client:
@@ -481,15 +470,6 @@ def test_client_hanging_up_mid_stream(fake, make_proxy):
         assert client.post(f"{proxy.url}/openai/echo", content=b"{}").status_code == 200
 
 
-def test_client_hanging_up_while_the_upstream_is_silent(fake, make_proxy):
-    proxy = make_proxy(Routes({"openai": fake.url}), timeout=30)
-    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
-        sock.sendall(f"GET /openai/hang HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n\r\n".encode())
-        time.sleep(0.2)
-    (exchange,) = proxy.wait_exchanges(1, timeout=2)
-    assert exchange.response.error is TransportError.CLIENT_DISCONNECTED
-
-
 def test_exchange_is_reported_after_the_last_byte(fake, make_proxy):
     """A slow on_exchange does not delay the response (it runs after the last byte)."""
     pool = UpstreamPool()
@@ -537,37 +517,6 @@ class CannedHandler:
         return ProxyResponse(
             200, "OK", [("content-type", "text/event-stream")], body(), on_sent=self.sent.append
         )
-
-
-def test_any_handler_plugs_into_the_server():
-    handler = CannedHandler()
-    server = ProxyServer(handler, Routes())
-    port = server.start_in_thread()
-    try:
-        with httpx.Client(trust_env=False) as client:
-            r = client.post(
-                f"http://127.0.0.1:{port}/openai/v1/chat/completions",
-                content=b"{}",
-                headers={"X-Rewind-Span": "a/b", "X-Rewind-Session": "nightly"},
-            )
-            assert r.text == "data: a\n\ndata: b\n\n"
-            with pytest.raises(httpx.RemoteProtocolError):
-                client.post(f"http://127.0.0.1:{port}/openai/v1/drop", content=b"{}")
-        deadline = time.monotonic() + 2
-        while not handler.sent and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert handler.sent == [True]
-        request = handler.requests[0]
-        assert request.provider_hint == "openai"
-        assert request.upstream == "https://api.openai.com:443"
-        assert request.host == "api.openai.com"
-        assert request.span == "a/b"
-        assert request.session_tag == "nightly"
-        assert not any(k.lower().startswith("x-rewind-") for k, _ in request.headers)
-        assert request.body == b"{}"
-        assert request.t0 > 0 and abs(request.started_at - time.time()) < 5
-    finally:
-        server.stop()
 
 
 # lifecycle -------------------------------------------------------------------------------
