@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import NamedTuple
 
 #: The names the proxy answers to in a ``Host`` header (with its port).
 SELF_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -32,6 +33,12 @@ PUBLIC_PORTS = frozenset({443, 80})
 _CROSS_SITE = frozenset({"cross-site", "same-site"})
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Refusal(NamedTuple):
+    """A destination refused, and why (the message for the 403)."""
+
+    reason: str
 
 
 def self_authorities(port: int) -> frozenset[str]:

@@ -71,7 +71,9 @@ class Scripted:
     raises: Exception | None = None
 
     @classmethod
-    def body(cls, data: bytes, status: int = 200, content_type: str = "application/json") -> Scripted:
+    def body(
+        cls, data: bytes, status: int = 200, content_type: str = "application/json"
+    ) -> Scripted:
         """A whole body in one chunk, with its Content-Type and Content-Length."""
         headers = [("Content-Type", content_type), ("Content-Length", str(len(data)))]
         return cls(status=status, headers=headers, chunks=[data])
@@ -111,7 +113,9 @@ class MemoryUpstream:
         seen = UpstreamRequest(method, url_base, path, list(headers), body, timeout)
         self.requests.append(seen)
         if self.closed:
-            raise UpstreamTransportError(TransportError.CONNECTION_REFUSED, "the upstream is closed")
+            raise UpstreamTransportError(
+                TransportError.CONNECTION_REFUSED, "the upstream is closed"
+            )
         if self._respond is not None:
             answer = self._respond(seen)
         elif self._queue:
@@ -222,9 +226,9 @@ class MemoryClient:
     """One client connection to ``server`` over a :class:`MemoryTransport` (call on its loop)."""
 
     def __init__(self, server: ProxyServer) -> None:
-        from rewind_vcs.proxy.server import _ClientConnection
+        from rewind_vcs.proxy.connection import ClientConnection
 
-        self.connection = _ClientConnection(server)
+        self.connection = ClientConnection(server)
         self.transport = MemoryTransport(self.connection)
         self.connection.connection_made(self.transport)
         self._read = 0

@@ -128,7 +128,8 @@ def test_replay_serves_recordings_by_match_key_and_misses_in_the_providers_forma
     run(main())
 
 
-def test_memory_server_refuses_a_foreign_host_and_times_out_a_slow_head(run):
+def test_memory_server_refuses_a_foreign_host_and_times_out_a_slow_head(run, caplog):
+    """And says so on the ``rewind_vcs.proxy`` loggers (what the CLI shows), without on_error."""
     async def main() -> None:
         upstream = MemoryUpstream([])
         server = memory_server(ForwardHandler(upstream), head_timeout=0.2)
@@ -143,7 +144,12 @@ def test_memory_server_refuses_a_foreign_host_and_times_out_a_slow_head(run):
         assert upstream.requests == []
         await server.aclose()
 
-    run(main())
+    with caplog.at_level(logging.INFO, logger="rewind_vcs.proxy"):
+        run(main())
+    warnings = [r for r in caplog.records if r.name == "rewind_vcs.proxy.connection"]
+    assert [r.levelno for r in warnings] == [logging.WARNING, logging.INFO]
+    assert "evil.example" in warnings[0].getMessage()
+    assert "no whole request head within 0.2 s" in warnings[1].getMessage()
 
 
 class Canned:
