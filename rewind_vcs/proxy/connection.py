@@ -65,6 +65,8 @@ class ClientConnection(ByteChannel):
         self.on_gone = self._client_gone
         #: Waiting for a request head since this loop time (None: in a request or a tunnel).
         self.waiting_since: float | None = None
+        #: A blind tunnel since this loop time (None: not one).
+        self.tunnel_since: float | None = None
         self.evicted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

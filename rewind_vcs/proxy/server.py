@@ -96,7 +96,8 @@ class ProxyServer(Tunnelling):
     ``idle_timeout``; each wait for request-body bytes is bounded by
     ``body_timeout``. At ``max_connections`` (default: from the open-files
     limit), a new connection evicts the one that has waited longest for a
-    request head; when every connection is in a request, it is refused.
+    request head (else the oldest blind tunnel); when every connection is in
+    a request, it is refused.
 
     Problems are logged to this module's logger (``on_error``, if given,
     receives the same lines at WARNING and above).
@@ -299,9 +300,38 @@ class ProxyServer(Tunnelling):
         self._report(f"{message}: {type(exc).__name__}: {exc}" if exc else message, logger=log)
 
     def _admit(self) -> bool:
-        """Room for one more connection: evict the longest wait for a head if needed."""
+        """Room for one more connection: evict the longest wait for a head if needed.
+
+        With no connection waiting for a head, the oldest blind tunnel goes
+        (a local process could otherwise hold every slot with tunnels); a
+        connection in the middle of a request is never cut.
+        """
         if len(self._connections) < self.max_connections:
             return True
+        waiting = [c for c in self._connections if c.waiting_since is not None]
+        if waiting:
+            victim = min(waiting, key=lambda c: c.waiting_since or 0.0)
+        else:
+            tunnels = [c for c in self._connections if c.tunnel_since is not None]
+            if not tunnels:
+                self._report(
+                    f"refused a connection: all {self.max_connections} connections are in a request",
+                    logger=log,
+                )
+                return False
+            victim = min(tunnels, key=lambda c: c.tunnel_since or 0.0)
+        victim.evicted = True
+        self._connections.discard(victim)
+        victim.abort()
+        self._evictions += 1
+        if self._evictions in (1, 10, 100) or self._evictions % 1000 == 0:
+            self._report(
+                f"{self._evictions} connection(s) closed to make room: {self.max_connections} "
+                "connections open (the oldest waiting for a request head, else the oldest "
+                "blind tunnel)",
+                logger=log,
+            )
+        return True
         waiting = [c for c in self._connections if c.waiting_since is not None]
         if not waiting:
             self._report(

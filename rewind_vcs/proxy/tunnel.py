@@ -126,6 +126,7 @@ class Tunnelling(ConnectionServing):
             )
             trailing, _closed = conn.trailing_data
             upstream.write(trailing)
+            ch.tunnel_since = loop.time()  # evictable, after every wait for a head (server._admit)
             await asyncio.gather(_pump(ch, upstream), _pump(upstream, ch))
         finally:
             upstream.close()

@@ -95,7 +95,9 @@ def status_of(answer: bytes) -> int | None:
 class Listener:
     """A local service the proxy must not be a relay to: counts the connections it gets."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: bool = False) -> None:
+        self.hold = hold
+        self.held: list[socket.socket] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -113,9 +115,14 @@ class Listener:
             except (TimeoutError, OSError):
                 continue
             self.accepted += 1
-            conn.close()
+            if self.hold:
+                self.held.append(conn)
+            else:
+                conn.close()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
+        for conn in self.held:
+            conn.close()
         self.sock.close()

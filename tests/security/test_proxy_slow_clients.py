@@ -14,7 +14,7 @@ import time
 
 from rewind_vcs.proxy.server import default_max_connections
 
-from .proxy_helpers import raw, running_proxy, status_of
+from .proxy_helpers import Listener, raw, running_proxy, status_of
 
 HALF_HEAD = b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
@@ -139,6 +139,37 @@ def test_the_default_cap_stays_under_the_open_files_limit():
 
 def _closed(sock: socket.socket) -> bool:
     sock.settimeout(2)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_blind_tunnels_cannot_hold_every_slot():
+    listener = Listener(hold=True)
+    try:
+        with running_proxy(max_connections=5, allow_relay_to=[f"127.0.0.1:{listener.port}"]) as proxy:
+            tunnels = []
+            try:
+                for _ in range(5):
+                    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+                    sock.sendall(f"CONNECT 127.0.0.1:{listener.port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    assert sock.recv(100).startswith(b"HTTP/1.1 200")
+                    tunnels.append(sock)
+                assert proxy.agent_call() == "Hello from the fake"
+                assert _closed(tunnels[0])  # the oldest tunnel made room
+                assert not _closed_now(tunnels[-1])
+            finally:
+                for sock in tunnels:
+                    sock.close()
+    finally:
+        listener.close()
+
+
+def _closed_now(sock: socket.socket) -> bool:
+    sock.settimeout(0.2)
     try:
         return sock.recv(100) == b""
     except ConnectionResetError:
