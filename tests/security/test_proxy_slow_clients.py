@@ -137,8 +137,8 @@ def test_the_default_cap_stays_under_the_open_files_limit():
         assert 2 * cap < soft
 
 
-def _closed(sock: socket.socket) -> bool:
-    sock.settimeout(2)
+def _closed(sock: socket.socket, wait: float = 2) -> bool:
+    sock.settimeout(wait)
     try:
         return sock.recv(100) == b""
     except ConnectionResetError:
@@ -158,8 +158,8 @@ def test_blind_tunnels_cannot_hold_every_slot():
                     sock.sendall(f"CONNECT 127.0.0.1:{listener.port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
                     assert sock.recv(100).startswith(b"HTTP/1.1 200")
                     tunnels.append(sock)
-                assert proxy.agent_call() == "Hello from the fake"
-                assert _closed(tunnels[0])  # the oldest tunnel made room
+                assert proxy.agent_call(timeout=20) == "Hello from the fake"
+                assert _closed(tunnels[0], wait=5)  # the oldest tunnel made room
                 assert not _closed_now(tunnels[-1])
             finally:
                 for sock in tunnels:
