@@ -23,6 +23,7 @@ The contract, both ways:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -31,8 +32,10 @@ from typing import Protocol
 import orjson
 
 from rewind_vcs.proxy.headers import Headers, end_to_end
-from rewind_vcs.proxy.upstream import UpstreamPool, UpstreamTransportError
+from rewind_vcs.proxy.upstream import Upstream, UpstreamTransportError
 from rewind_vcs.store.records import Exchange, Request, Response, TransportError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -254,11 +257,15 @@ class ForwardHandler:
     ``body_sink`` (for a handler made for one request, as the recording
     handler does) receives the response body as it arrives (default: kept in
     memory); the exchange reported carries what the sink kept (``getvalue()``).
+    ``pool`` is any :class:`~rewind_vcs.proxy.upstream.Upstream`: an
+    :class:`UpstreamPool`, or :class:`~rewind_vcs.proxy.memory.MemoryUpstream`
+    in tests. A failing ``on_exchange`` is logged to this module's logger
+    (and passed to ``on_error``, if given), never raised.
     """
 
     def __init__(
         self,
-        pool: UpstreamPool,
+        pool: Upstream,
         on_exchange: Callable[[Exchange], None] | None = None,
         timeout: float = 600.0,
         *,
@@ -274,7 +281,7 @@ class ForwardHandler:
         self.on_error = on_error
 
     async def handle(self, request: ProxyRequest) -> ProxyResponse:
-        recorder = _ExchangeRecorder(request, self.on_exchange, self.on_error, self.body_sink)
+        recorder = _ExchangeRecorder(request, self.on_exchange, self._recording_failed, self.body_sink)
         try:
             upstream = await self.pool.request(
                 request.method,
@@ -327,6 +334,11 @@ class ForwardHandler:
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    def _recording_failed(self, message: str) -> None:
+        log.error("%s", message)
+        if self.on_error is not None:
+            self.on_error(message)
 
     async def aclose(self) -> None:
         """Close the pool's idle connections (the server calls this when it stops)."""

@@ -1,6 +1,8 @@
 """Where a request goes: provider prefixes, provider hosts, record hosts and their upstreams.
 
-Two ways in, one answer (a :class:`Route`):
+:func:`route_request` is the whole routing decision as a pure function: a
+request's target (and the tunnel it came through, if any) in, a
+:class:`RequestRoute` out. Two ways in, one answer (a :class:`Route`):
 
 - base-URL mode: ``/openai/v1/chat/completions`` on the proxy itself; the first
   path segment names the provider and is removed;
@@ -42,10 +44,12 @@ HOST_PROVIDERS: dict[str, str] = {host: provider for provider, host in PROVIDER_
 DEFAULT_UPSTREAMS: dict[str, str] = {p: f"https://{h}" for p, h in PROVIDER_HOSTS.items()}
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Names of the proxy's own address in an absolute-form target.
+SELF_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
-class Upstream:
+class UpstreamURL:
     """A parsed upstream base URL."""
 
     scheme: str  # "http" or "https"
@@ -54,7 +58,7 @@ class Upstream:
     prefix: str = ""  # path prefix without a trailing slash, "" for none
 
     @classmethod
-    def parse(cls, url: str) -> Upstream:
+    def parse(cls, url: str) -> UpstreamURL:
         parts = urlsplit(url.strip())
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS or not parts.hostname:
@@ -83,6 +87,10 @@ class Upstream:
         """The canonical form, ``scheme://host:port/prefix``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}{self.prefix}"
+
+
+#: The old name of :class:`UpstreamURL` (proxy/env.py uses it): ``upstream.Upstream`` is the seam.
+Upstream = UpstreamURL
 
 
 @dataclass(frozen=True)
@@ -114,8 +122,8 @@ class Routes:
         upstreams: Mapping[str, str] | None = None,
         record_hosts: Mapping[str, str | None] | Iterable[str] | None = None,
     ) -> None:
-        self._providers: dict[str, Upstream] = {
-            p: Upstream.parse(url) for p, url in DEFAULT_UPSTREAMS.items()
+        self._providers: dict[str, UpstreamURL] = {
+            p: UpstreamURL.parse(url) for p, url in DEFAULT_UPSTREAMS.items()
         }
         for provider, url in (upstreams or {}).items():
             if provider not in self._providers:
@@ -123,26 +131,26 @@ class Routes:
                     f"unknown provider {provider!r} in an upstream override",
                     hint="use one of: " + ", ".join(sorted(self._providers)),
                 )
-            self._providers[provider] = Upstream.parse(url)
+            self._providers[provider] = UpstreamURL.parse(url)
         if record_hosts is None:
             record_hosts = {}
         if not isinstance(record_hosts, Mapping):
             record_hosts = dict.fromkeys(record_hosts)
-        self._record_hosts: dict[str, Upstream | None] = {}
-        for host, url in record_hosts.items():
+        self._record_hosts: dict[str, UpstreamURL | None] = {}
+        for host, host_url in record_hosts.items():
             name = host.strip().lower()
             if not name or "/" in name:
                 raise ConfigError(
                     f"bad record host {host!r}", hint="give a host name, e.g. api.search.example"
                 )
-            self._record_hosts[name] = Upstream.parse(url) if url else None
+            self._record_hosts[name] = UpstreamURL.parse(host_url) if host_url else None
 
     @property
     def providers(self) -> dict[str, str]:
         """Provider -> upstream URL in canonical form."""
         return {p: u.url for p, u in self._providers.items()}
 
-    def upstream_of(self, provider: str) -> Upstream:
+    def upstream_of(self, provider: str) -> UpstreamURL:
         return self._providers[provider]
 
     def intercept_hosts(self) -> set[str]:
@@ -180,3 +188,68 @@ class Routes:
             return Route(None, override.url, target, addressed)
         shown = f"[{name}]" if ":" in name else name
         return Route(None, f"{scheme}://{shown}:{port}", target, addressed)
+
+
+class Mode(enum.StrEnum):
+    """How a request reached the proxy, which decides who answers it."""
+
+    BASE_URL = "base_url"  # addressed to the proxy itself (/openai/...): the handler
+    INTERCEPTED = "intercepted"  # for a host the proxy records: the handler
+    PASSTHROUGH = "passthrough"  # for another host: forwarded unrecorded
+
+
+class BadTarget(ValueError):
+    """A request target no route can be made of (the client gets a 400)."""
+
+
+@dataclass(frozen=True)
+class RequestRoute:
+    """The routing decision for one request head."""
+
+    mode: Mode
+    scheme: str  # "http" or "https", as the client used it
+    route: Route | None  # None: base-URL mode without a provider prefix (a 404)
+    # the host and port the client addressed (forward-proxy modes), else None/0
+    target_host: str | None = None
+    target_port: int = 0
+
+
+def route_request(
+    routes: Routes,
+    target: str,
+    *,
+    tunnel: tuple[str, int] | None,
+    self_port: int,
+    intercept_hosts: set[str] | frozenset[str],
+) -> RequestRoute:
+    """Route one request: its ``target`` as sent, and the (host, port) of the tunnel it is in.
+
+    ``self_port`` is the proxy's own port (an absolute-form request for the
+    proxy itself is base-URL mode); ``intercept_hosts`` are the hosts whose
+    requests go through the handler. Raises :class:`BadTarget`.
+    """
+    if tunnel is not None:
+        host, port = tunnel
+        return RequestRoute(
+            Mode.INTERCEPTED, "https", routes.for_host("https", host, port, target), host, port
+        )
+    if not target[:8].lower().startswith(("http://", "https://")):
+        return RequestRoute(Mode.BASE_URL, "http", routes.for_prefix(target))
+    hostname: str | None = None
+    port = 0
+    try:  # urlsplit and .hostname raise ValueError on a broken IPv6 literal
+        parts = urlsplit(target)
+        scheme = parts.scheme.lower()
+        hostname = parts.hostname
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        hostname = None
+    if not hostname or not port:
+        raise BadTarget(f"bad request target {target!r}")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    name = hostname.lower()
+    if port == self_port and name in SELF_NAMES:
+        # a client that proxies even loopback (NO_PROXY ignored): base-URL mode
+        return RequestRoute(Mode.BASE_URL, scheme, routes.for_prefix(path))
+    mode = Mode.INTERCEPTED if name in intercept_hosts else Mode.PASSTHROUGH
+    return RequestRoute(mode, scheme, routes.for_host(scheme, name, port, path), name, port)

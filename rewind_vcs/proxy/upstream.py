@@ -8,6 +8,11 @@ yields one piece per socket read, so a streamed answer goes on as it arrives.
 Every failure is an :class:`UpstreamTransportError` whose ``kind`` is the
 :class:`~rewind_vcs.store.records.TransportError` to record.
 
+:class:`Upstream` is the seam: what a forwarding handler needs from the
+network (send one request, get its response as it arrives). The pool
+implements it over sockets; :class:`rewind_vcs.proxy.memory.MemoryUpstream`
+is its scripted in-memory twin for tests.
+
 Reusing an idle connection races with the server closing it. A reused
 connection that dies before any byte of the response arrived (the write
 failed, or the server's close was already on its way) is discarded and the
@@ -22,14 +27,14 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncGenerator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import h11
 
 from rewind_vcs.errors import ConfigError, UpstreamError
 from rewind_vcs.proxy.channel import ByteChannel
 from rewind_vcs.proxy.headers import Headers, end_to_end
-from rewind_vcs.proxy.routes import Upstream
+from rewind_vcs.proxy.routes import UpstreamURL
 from rewind_vcs.store.records import TransportError
 
 _NOT_FORWARDED = frozenset({"host", "content-length", "expect"})
@@ -57,6 +62,31 @@ class UpstreamResponse(NamedTuple):
     reason: str
     headers: Headers  # as received, original casing
     body: AsyncGenerator[bytes, None]
+
+
+class Upstream(Protocol):
+    """Where a forwarding handler sends requests: the seam between the handler and the network."""
+
+    async def request(
+        self,
+        method: str,
+        url_base: str,
+        path: str,
+        headers: Headers,
+        body: bytes = b"",
+        *,
+        timeout: float | None = None,
+    ) -> UpstreamResponse:
+        """Send one request to ``url_base`` + ``path``; return once the response head arrived.
+
+        Raises :class:`UpstreamTransportError` when the exchange fails before
+        the head; the body iterator raises it when the exchange fails later.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the upstream holds (idle connections); in-flight bodies end on their own."""
+        ...
 
 
 def upstream_ssl_context(extra_ca_file: str | None = None) -> ssl.SSLContext:
@@ -88,7 +118,7 @@ class _Stale(Exception):
     """The connection died before any response byte arrived."""
 
 
-def _send_headers(target: Upstream, headers: Headers, method: str, body: bytes) -> Headers:
+def _send_headers(target: UpstreamURL, headers: Headers, method: str, body: bytes) -> Headers:
     out: Headers = [("Host", target.authority)]
     out.extend(end_to_end(headers, _NOT_FORWARDED))
     if body or method in _BODY_METHODS:
@@ -119,7 +149,7 @@ class UpstreamPool:
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._targets: dict[str, Upstream] = {}
+        self._targets: dict[str, UpstreamURL] = {}
         self._closed = False
         #: TCP connections opened so far (reuse shows as fewer connections than requests).
         self.connections_opened = 0
@@ -185,10 +215,10 @@ class UpstreamPool:
 
     # connections ------------------------------------------------------------------
 
-    def _target(self, url_base: str) -> Upstream:
+    def _target(self, url_base: str) -> UpstreamURL:
         target = self._targets.get(url_base)
         if target is None:
-            target = self._targets[url_base] = Upstream.parse(url_base)
+            target = self._targets[url_base] = UpstreamURL.parse(url_base)
         return target
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -230,7 +260,7 @@ class UpstreamPool:
         conn.idle_since = time.monotonic()
         conns.append(conn)
 
-    async def _connect(self, target: Upstream, key: tuple[str, str, int]) -> _Connection:
+    async def _connect(self, target: UpstreamURL, key: tuple[str, str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
         where = f"{target.host}:{target.port}"
         context = self._ssl_context() if target.scheme == "https" else None
@@ -291,10 +321,10 @@ class UpstreamPool:
             # latin-1 both ways: HTTP/1.1 header values may hold obs-text bytes (h11 would encode
             # str as ASCII and fail); the server decoded them as latin-1, so this is exact.
             raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-            pieces = [h.send(h11.Request(method=method, target=path, headers=raw))]
+            pieces = [h.send(h11.Request(method=method, target=path, headers=raw)) or b""]
             if body:
-                pieces.extend(h.send_with_data_passthrough(h11.Data(data=body)))
-            pieces.append(h.send(h11.EndOfMessage()))
+                pieces.extend(h.send_with_data_passthrough(h11.Data(data=body)) or ())
+            pieces.append(h.send(h11.EndOfMessage()) or b"")
             ch.write(b"".join(pieces))
             await ch.drain(read_timeout)
         except (ConnectionError, OSError) as e:
@@ -411,3 +441,7 @@ class UpstreamPool:
         finally:
             if not done:
                 ch.abort()
+
+
+if TYPE_CHECKING:  # the pool is an Upstream (checked by mypy, never run)
+    _POOL_IS_AN_UPSTREAM: Upstream = UpstreamPool()

