@@ -98,9 +98,10 @@ class _ListeningRecorder(Recorder):
         super().__init__(repo, info)
         self.seen: list[Exchange] = []
 
-    def record(self, exchange: Exchange, hint: str | None = None, session_tag: str | None = None) -> None:
+    def record(self, exchange: Exchange, hint: str | None = None, session_tag: str | None = None,
+               spool: Any = None) -> None:
         self.seen.append(exchange)
-        super().record(exchange, hint, session_tag)
+        super().record(exchange, hint, session_tag, spool)
 
 
 async def _recorded_steps(repo: Repo) -> list[Any]:
