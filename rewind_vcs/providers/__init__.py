@@ -7,22 +7,26 @@ exchange uses is decided here (:func:`detect`).
 
 from __future__ import annotations
 
-from rewind_vcs.providers.base import Message, Normalised, Provider, ToolCall, one_line
+from rewind_vcs.providers.base import Message, Normalised, ToolCall, WireFormat, one_line
 from rewind_vcs.providers.generic import GenericProvider
+from rewind_vcs.providers.hosts import ProviderName
 from rewind_vcs.providers.matching import FieldDiff, closest, diff_fields
 from rewind_vcs.providers.pricing import Price, PriceTable
 from rewind_vcs.providers.registry import KNOWN_HOSTS, detect, host_provider, provider_named
+from rewind_vcs.providers.synthesis import BodyShape
 from rewind_vcs.store.records import Exchange, Request, StepInfo, StepKind
 
 __all__ = [
     "KNOWN_HOSTS",
+    "BodyShape",
     "FieldDiff",
     "Message",
     "Normalised",
     "Price",
     "PriceTable",
-    "Provider",
+    "ProviderName",
     "ToolCall",
+    "WireFormat",
     "closest",
     "detect",
     "diff_fields",
