@@ -21,8 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "analysis": {"proxy", "providers", "store", "errors"},
     "integrations": {"analysis", "proxy", "providers", "store", "errors"},
     "share": {"analysis", "proxy", "providers", "store", "errors"},
-    "demo": {"proxy", "providers", "store", "errors"},
-    "cli": {"analysis", "share", "integrations", "demo", "proxy", "providers", "store", "errors"},
+    "testing": {"proxy", "providers", "store", "errors"},
+    "demo": {"testing", "proxy", "providers", "store", "errors"},
+    "cli": {"analysis", "share", "integrations", "demo", "testing", "proxy", "providers", "store", "errors"},
 }
 #: User programs shipped in the package (the demo's agent), which may read env and print.
 USER_PROGRAMS = {"demo/research_agent.py"}

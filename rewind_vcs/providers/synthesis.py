@@ -138,7 +138,11 @@ def body_pieces(response: Response) -> list[bytes]:
 
 
 def text_pieces(text: str, size: int = 16) -> list[str]:
-    """Split text into stream deltas of about ``size`` characters at word ends; they join back to ``text``."""
+    """Split text into stream deltas of about ``size`` characters; they join back to ``text``.
+
+    A delta starts with the space before its first word, as models' tokens do
+    (``"Hello"``, ``" world"``).
+    """
     pieces: list[str] = []
     current = ""
     for token in _TOKENS.findall(text):
@@ -151,7 +155,7 @@ def text_pieces(text: str, size: int = 16) -> list[str]:
     return pieces
 
 
-_TOKENS = re.compile(r"\S+\s*|\s+")
+_TOKENS = re.compile(r"\s*\S+|\s+")
 
 
 def synthetic_id(prefix: str, *parts: Any) -> str:

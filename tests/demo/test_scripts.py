@@ -1,21 +1,42 @@
-"""Reading requests into prompts, and the default and scripted replies."""
+"""Prompts read from the providers' normalised views of requests, and the default and
+scripted replies."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from rewind_vcs.demo.scripts import (
+from rewind_vcs.providers.hosts import ProviderName
+from rewind_vcs.providers.registry import detect
+from rewind_vcs.store.records import Request
+from rewind_vcs.testing.scripts import (
     Endpoint,
-    Provider,
+    Prompt,
     Reply,
     ReplySource,
     ToolCall,
     ToolResult,
     count_tokens,
     default_reply,
-    prompt_from_request,
+    prompt_from,
     tool_arguments,
 )
+
+_PATHS = {
+    Endpoint.CHAT_COMPLETIONS: "/v1/chat/completions",
+    Endpoint.RESPONSES: "/v1/responses",
+    Endpoint.MESSAGES: "/v1/messages",
+    Endpoint.GENERATE_CONTENT: "/v1beta/models/{model}:generateContent",
+}
+
+
+def prompt_from_request(endpoint: Endpoint, body: dict[str, Any], model: str) -> Prompt:
+    """The prompt the fake reads from a request, through the provider's own reader."""
+    path = _PATHS[endpoint].format(model=model)
+    request = Request("POST", "http", "127.0.0.1", path, [], json.dumps(body).encode())
+    return prompt_from(detect(request).normalise_request(request), model)
 
 SCHEMA = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
 
@@ -184,7 +205,7 @@ def test_reply_source_list_then_default_and_type_errors():
     )
     source = ReplySource([Reply("a"), {"text": "b"}])
     texts = [
-        source.reply_for(Provider.ANTHROPIC, Endpoint.MESSAGES, {}, prompt).text for _ in range(3)
+        source.reply_for(ProviderName.ANTHROPIC, Endpoint.MESSAGES, {}, prompt).text for _ in range(3)
     ]
     assert texts == ["a", "b", default_reply(prompt).text]
     with pytest.raises(TypeError):

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.demo.research_agent import ANTHROPIC_KEY, OPENAI_KEY
 from rewind_vcs.demo.run import demo_command, run_demo
 from rewind_vcs.providers import step_info
@@ -33,6 +32,7 @@ from rewind_vcs.proxy.run import ProxySettings, record_run
 from rewind_vcs.store.records import EndInfo, Exchange, Request, Response, StepKind
 from rewind_vcs.store.repo import Repo
 from rewind_vcs.store.writer import SessionWriter
+from rewind_vcs.testing.fake_llm import FakeLLM
 from tests.factories import API_KEY
 from tests.share import chromium
 
