@@ -67,23 +67,17 @@ def run_demo(
         settings = ProxySettings(
             upstreams={"openai": fake.url, "anthropic": fake.url, "gemini": fake.url}
         )
-        good = record_run(
-            repo,
-            demo_command(python, stale=False),
-            env=clean,
-            cwd=cwd,
-            name="research-good",
-            settings=settings,
-            out=out,
-        )
-        bad = record_run(
-            repo,
-            demo_command(python, stale=True),
-            env=clean,
-            cwd=cwd,
-            name="research-stale",
-            settings=settings,
-            out=out,
+        good, bad = (
+            record_run(
+                repo,
+                demo_command(python, stale=stale),
+                env=clean,
+                cwd=cwd,
+                name=name,
+                settings=settings,
+                out=out,
+            )
+            for stale, name in ((False, "research-good"), (True, "research-stale"))
         )
     _tag(repo, "good", good.session_id)
     _tag(repo, "bad", bad.session_id)

@@ -16,7 +16,7 @@ from rewind_vcs.providers.base import (
     as_int,
     as_list,
     as_str,
-    body_digest,
+    editable_body,
     load_json,
     looks_like_stream,
     neutral_finish,
@@ -166,14 +166,9 @@ class AnthropicProvider(WireFormat):
 
     def canonical_request(self, request: Request) -> dict[str, Any]:
         endpoint = MESSAGES if _is_messages_path(request.path) else "generic"
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            return {
-                "endpoint": endpoint,
-                "body": body if body is not None else body_digest(request.body),
-            }
-        # freshly parsed, so ours to edit in place
-        body = {k: v for k, v in body.items() if k not in VOLATILE}
+        body, raw = editable_body(request, VOLATILE)
+        if body is None:
+            return {"endpoint": endpoint, "body": raw}
         ids = IdMap("toolu")
         for message in map(as_dict, as_list(body.get("messages"))):
             for block in map(as_dict, as_list(message.get("content"))):

@@ -108,6 +108,15 @@ def body_digest(body: bytes) -> dict[str, str]:
     return {"sha256": hashlib.sha256(body).hexdigest()}
 
 
+def editable_body(request: Request, volatile: frozenset[str]) -> tuple[dict[str, Any] | None, Any]:
+    """A request's JSON object without its ``volatile`` fields, freshly parsed (the caller's
+    to edit in place), or ``(None, what stands in for a body that is not a JSON object)``."""
+    body = load_json(request.body)
+    if not isinstance(body, dict):
+        return None, body if body is not None else body_digest(request.body)
+    return {k: v for k, v in body.items() if k not in volatile}, None
+
+
 def one_line(text: str, width: int = 100) -> str:
     """Collapse whitespace to single spaces and cut to ``width`` characters."""
     flat = " ".join(text.split())

@@ -22,7 +22,7 @@ from rewind_vcs.providers.base import (
     as_int,
     as_list,
     as_str,
-    body_digest,
+    editable_body,
     load_json,
     looks_like_stream,
     neutral_finish,
@@ -241,12 +241,10 @@ class GeminiProvider(WireFormat):
         canonical: dict[str, Any] = {"endpoint": endpoint or "generic", "model": model}
         if query.get("alt"):
             canonical["alt"] = query["alt"]  # sse or a JSON array: a different wire answer
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            canonical["body"] = body if body is not None else body_digest(request.body)
+        body, raw = editable_body(request, VOLATILE)
+        if body is None:
+            canonical["body"] = raw
             return canonical
-        # freshly parsed, so ours to edit in place
-        body = {k: v for k, v in body.items() if k not in VOLATILE}
         ids = IdMap("call")
         for content in map(as_dict, as_list(body.get("contents"))):
             for part in map(as_dict, as_list(content.get("parts"))):

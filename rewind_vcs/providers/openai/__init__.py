@@ -19,7 +19,7 @@ from rewind_vcs.providers.base import (
     WireFormat,
     as_dict,
     as_str,
-    body_digest,
+    editable_body,
     load_json,
     looks_like_stream,
     stream_events,
@@ -79,14 +79,9 @@ class OpenAIProvider(WireFormat):
 
     def canonical_request(self, request: Request) -> dict[str, Any]:
         endpoint = endpoint_of(request.path) or "generic"
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            return {
-                "endpoint": endpoint,
-                "body": body if body is not None else body_digest(request.body),
-            }
-        # freshly parsed, so ours to edit in place
-        body = {k: v for k, v in body.items() if k not in VOLATILE}
+        body, raw = editable_body(request, VOLATILE)
+        if body is None:
+            return {"endpoint": endpoint, "body": raw}
         ids = IdMap("call")
         if endpoint == CHAT:
             chat.canonical_ids(body, ids)
