@@ -337,7 +337,9 @@ class GeminiProvider(WireFormat):
         text_parts = [{"text": n.output_text}] if n.output_text else []
         if not stream:
             return json_response(200, chunk(text_parts + call_parts, True), latency_ms=n.latency_ms)
-        bodies = [[{"text": piece}] for piece in text_pieces(n.output_text, shape.piece_chars)]
+        bodies: list[list[dict[str, Any]]] = [
+            [{"text": piece}] for piece in text_pieces(n.output_text, shape.piece_chars)
+        ]
         if call_parts or not bodies:
             bodies.append(call_parts)
         items = [chunk(parts, i == len(bodies) - 1) for i, parts in enumerate(bodies)]

@@ -29,8 +29,9 @@ def provider_named(name: str) -> WireFormat:
         return PROVIDERS[key]
     if key == GenericProvider.name:
         return _TOOL
-    if host_provider(key):
-        return PROVIDERS[host_provider(key)]
+    served = host_provider(key)
+    if served:
+        return PROVIDERS[served]
     known = ", ".join([*PROVIDERS, GenericProvider.name])
     raise ConfigError(f"unknown provider {name!r}", hint=f"known providers: {known}")
 
