@@ -7,6 +7,9 @@ exchange uses is decided here (:func:`detect`).
 
 from __future__ import annotations
 
+import logging
+from urllib.parse import urlsplit
+
 from rewind_vcs.providers.base import Message, Normalised, ToolCall, WireFormat, one_line
 from rewind_vcs.providers.generic import GenericProvider
 from rewind_vcs.providers.hosts import ProviderName
@@ -49,7 +52,8 @@ def normalise(
     provider = detect(exchange.request, hint)
     try:
         n = provider.normalise(exchange)
-    except Exception:  # recording and reading must survive any body
+    except Exception as e:  # recording and reading must survive any body
+        _fell_back("read", provider.name, exchange.request, e)
         n = GenericProvider(StepKind.HTTP, provider.name).normalise(exchange)
     if n.kind is StepKind.LLM:
         table = prices if prices is not None else PriceTable.default()
@@ -63,8 +67,28 @@ def match_key(request: Request, hint: str | None = None) -> str:
     provider = detect(request, hint)
     try:
         return provider.match_key(request)
-    except Exception:  # same fallback as normalise(): the request as raw HTTP
+    except Exception as e:  # same fallback as normalise(): the request as raw HTTP
+        _fell_back("key", provider.name, request, e)
         return GenericProvider(StepKind.HTTP, provider.name).match_key(request)
+
+
+_log = logging.getLogger(__name__)
+
+
+def _fell_back(what: str, provider: str, request: Request, error: Exception) -> None:
+    """Log a provider that failed on a body: the step is kept as raw HTTP, never lost.
+
+    Names the provider, the path (no query string, which may hold a key) and the
+    error's class only: recorded bodies are untrusted and are not logged.
+    """
+    _log.warning(
+        "the %s provider could not %s %s %s (%s); kept as a raw HTTP step",
+        provider,
+        what,
+        request.method,
+        urlsplit(request.path).path[:200],
+        type(error).__name__,
+    )
 
 
 def step_info(
