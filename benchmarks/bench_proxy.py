@@ -3,7 +3,7 @@
 Run: python benchmarks/bench_proxy.py [--quick] [--no-mitm]
 
 Every process is separate, as under ``rewind record``: the fake upstream
-(rewind_vcs.demo.fake_llm.FakeLLM, TCP_NODELAY on), the rewind proxy (set up
+(rewind_vcs.testing.fake_llm.FakeLLM, TCP_NODELAY on), the rewind proxy (set up
 as ``record_run`` does: start_proxy + RecordingHandler + Recorder journalling
 into a temp repository + IdleFlusher), a second rewind proxy without a
 recorder (to tell the relay's cost from the recorder's), a bare asyncio byte

@@ -35,10 +35,10 @@ from benchmarks.common import (  # noqa: E402
     write_results,
 )
 from benchmarks.servers import Server  # noqa: E402
-from rewind_vcs.demo.fake_llm import FakeLLM  # noqa: E402
 from rewind_vcs.providers import step_info  # noqa: E402
 from rewind_vcs.store.records import EndInfo, Exchange, Request, Response  # noqa: E402
 from rewind_vcs.store.repo import Repo  # noqa: E402
+from rewind_vcs.testing.fake_llm import FakeLLM  # noqa: E402
 
 SECTION = "replay"
 PATH = "/v1/chat/completions"

@@ -212,7 +212,7 @@ def _emit(obj: dict) -> None:
 
 
 def _host_fake(args: argparse.Namespace) -> None:
-    from rewind_vcs.demo.fake_llm import FakeLLM
+    from rewind_vcs.testing.fake_llm import FakeLLM
 
     fake = FakeLLM(chunk_delay=0.0, slow_delay=args.slow_delay).start()
     _emit({"port": fake.port})

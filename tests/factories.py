@@ -7,6 +7,7 @@ import time
 import orjson
 
 from rewind_vcs.store.records import Exchange, Request, Response, StepInfo, StepKind, Usage
+from rewind_vcs.testing.builders import reply_body
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 
@@ -28,15 +29,7 @@ def chat_request(messages: list[dict], model: str = "gpt-4o-mini", **params) -> 
 
 
 def chat_response(text: str, prompt_tokens: int = 10, completion_tokens: int = 5) -> Response:
-    body = orjson.dumps(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-        }
-    )
+    body = reply_body("openai", text, usage=(prompt_tokens, completion_tokens))
     return Response(
         status=200,
         reason="OK",

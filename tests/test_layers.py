@@ -22,8 +22,9 @@ ALLOWED: dict[str, set[str]] = {
     "analysis": {"proxy", "providers", "transfer", "store", "errors"},
     "integrations": {"analysis", "proxy", "providers", "transfer", "store", "errors"},
     "share": {"analysis", "proxy", "providers", "transfer", "store", "errors"},
-    "demo": {"proxy", "providers", "transfer", "store", "errors"},
-    "cli": {"analysis", "share", "integrations", "demo", "proxy", "providers", "transfer", "store", "errors"},
+    "testing": {"proxy", "providers", "transfer", "store", "errors"},
+    "demo": {"testing", "proxy", "providers", "transfer", "store", "errors"},
+    "cli": {"analysis", "share", "integrations", "demo", "testing", "proxy", "providers", "transfer", "store", "errors"},
 }
 #: User programs shipped in the package (the demo's agent), which may read env and print.
 USER_PROGRAMS = {"demo/research_agent.py"}

@@ -52,7 +52,7 @@ def _next_steps() -> list[str]:
     steps.append("rewind checkout bad@step-2 && rewind replay --upstream openai=http://127.0.0.1:8765 "
                  "--upstream anthropic=http://127.0.0.1:8765")
     steps.append("      # steps 1-2 cached, the rest live on a new timeline; start the fake provider first:")
-    steps.append("      # python -m rewind_vcs.demo.fake_llm --port 8765")
+    steps.append("      # python -m rewind_vcs.testing.fake_llm --port 8765")
     if "share" in names:
         steps.append("rewind share bad -o demo.html    # one self-contained HTML file")
     return steps

@@ -34,6 +34,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+#: a JSON object as the APIs send and take it
+JSON = dict[str, Any]
 
 DEFAULT_QUERY = "How many electric cars were sold worldwide in 2024?"
 SUPERVISOR_MODEL = "gpt-4o-mini"
@@ -109,15 +113,16 @@ def http_search(search_url: str, query: str) -> str:
     request = urllib.request.Request(url, headers={"X-Rewind-Span": "supervisor/researcher"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            text = response.read().decode("utf-8", "replace")
+            text: str = response.read().decode("utf-8", "replace")
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise AgentError(f"search: GET {url} failed: {exc}") from exc
     try:
         data = json.loads(text)
     except ValueError:
         return text.strip()
-    if isinstance(data, dict) and isinstance(data.get("result"), str):
-        return data["result"]
+    result = data.get("result") if isinstance(data, dict) else None
+    if isinstance(result, str):
+        return result
     return text.strip()
 
 
@@ -125,7 +130,7 @@ def http_search(search_url: str, query: str) -> str:
 # HTTP
 
 
-def _open(url: str, body: dict, headers: dict[str, str], span: str):
+def _open(url: str, body: JSON, headers: dict[str, str], span: str) -> http.client.HTTPResponse:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
@@ -138,7 +143,10 @@ def _open(url: str, body: dict, headers: dict[str, str], span: str):
         },
     )
     try:
-        return urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+        response: http.client.HTTPResponse = urllib.request.urlopen(
+            request, timeout=TIMEOUT_SECONDS
+        )
+        return response
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace").strip()
         raise AgentError(f"{span}: POST {url} returned HTTP {exc.code}: {detail}") from exc
@@ -146,17 +154,20 @@ def _open(url: str, body: dict, headers: dict[str, str], span: str):
         raise AgentError(f"{span}: POST {url} failed: {exc}") from exc
 
 
-def post_json(url: str, body: dict, headers: dict[str, str], span: str) -> dict:
+def post_json(url: str, body: JSON, headers: dict[str, str], span: str) -> JSON:
     with _open(url, body, headers, span) as response:
         try:
-            return json.loads(response.read())
+            data = json.loads(response.read())
         except (ValueError, http.client.HTTPException, OSError) as exc:
             raise AgentError(f"{span}: bad response from {url}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise AgentError(f"{span}: bad response from {url}: not a JSON object")
+    return data
 
 
 def post_sse(
-    url: str, body: dict, headers: dict[str, str], span: str
-) -> Iterator[tuple[str, dict]]:
+    url: str, body: JSON, headers: dict[str, str], span: str
+) -> Iterator[tuple[str, JSON]]:
     """POST and yield ``(event name, data)`` for each server-sent event, as it arrives."""
     with _open(url, body, headers, span) as response:
         event, data_lines = "", []
@@ -180,14 +191,15 @@ class OpenAIChat:
         self.headers = {"Authorization": f"Bearer {OPENAI_KEY}"}
 
     def complete(
-        self, span: str, model: str, messages: list[dict], tools: list[dict] | None = None
-    ) -> dict:
-        body: dict = {"model": model, "messages": messages, "temperature": 0}
+        self, span: str, model: str, messages: list[JSON], tools: list[JSON] | None = None
+    ) -> JSON:
+        body: JSON = {"model": model, "messages": messages, "temperature": 0}
         if tools:
             body["tools"] = tools
         data = post_json(self.url, body, self.headers, span)
         try:
-            return data["choices"][0]["message"]
+            message: JSON = data["choices"][0]["message"]
+            return message
         except (KeyError, IndexError, TypeError) as exc:
             raise AgentError(f"{span}: no message in the response: {data}") from exc
 
@@ -238,7 +250,7 @@ def supervise(chat: OpenAIChat, query: str) -> str:
 
 def research(chat: OpenAIChat, query: str, plan: str, search: Callable[[str], str]) -> str:
     """The researcher's tool loop; returns its report."""
-    messages: list[dict] = [
+    messages: list[JSON] = [
         {
             "role": "system",
             "content": "You are the researcher. Use the search tool, then report the facts "

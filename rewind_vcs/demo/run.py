@@ -1,6 +1,6 @@
 """``rewind demo`` as a library call: two recorded runs of the research agent, and a replay.
 
-No API key and no network: a :class:`~rewind_vcs.demo.fake_llm.FakeLLM` on
+No API key and no network: a :class:`~rewind_vcs.testing.fake_llm.FakeLLM` on
 loopback plays OpenAI and Anthropic, and the real proxy records the sample
 agent (``research_agent.py``, standard library only) against it. The second
 run searches a stale index, so it goes wrong only at a later step: the pair
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.proxy.run import ProxySettings, RecordResult, ReplayResult, record_run, replay_run
+from rewind_vcs.testing.fake_llm import FakeLLM
 
 if TYPE_CHECKING:
     from rewind_vcs.store.repo import Repo
@@ -67,23 +67,17 @@ def run_demo(
         settings = ProxySettings(
             upstreams={"openai": fake.url, "anthropic": fake.url, "gemini": fake.url}
         )
-        good = record_run(
-            repo,
-            demo_command(python, stale=False),
-            env=clean,
-            cwd=cwd,
-            name="research-good",
-            settings=settings,
-            out=out,
-        )
-        bad = record_run(
-            repo,
-            demo_command(python, stale=True),
-            env=clean,
-            cwd=cwd,
-            name="research-stale",
-            settings=settings,
-            out=out,
+        good, bad = (
+            record_run(
+                repo,
+                demo_command(python, stale=stale),
+                env=clean,
+                cwd=cwd,
+                name=name,
+                settings=settings,
+                out=out,
+            )
+            for stale, name in ((False, "research-good"), (True, "research-stale"))
         )
     _tag(repo, "good", good.session_id)
     _tag(repo, "bad", bad.session_id)

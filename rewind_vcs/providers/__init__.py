@@ -8,23 +8,28 @@ exchange uses is decided here (:func:`detect`).
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
-from rewind_vcs.providers.base import Message, Normalised, Provider, ToolCall, one_line
+from rewind_vcs.providers.base import Message, Normalised, ToolCall, WireFormat, one_line
 from rewind_vcs.providers.generic import GenericProvider
+from rewind_vcs.providers.hosts import ProviderName
 from rewind_vcs.providers.matching import FieldDiff, closest, diff_fields
 from rewind_vcs.providers.pricing import Price, PriceTable
 from rewind_vcs.providers.registry import KNOWN_HOSTS, detect, host_provider, provider_named
+from rewind_vcs.providers.synthesis import BodyShape
 from rewind_vcs.store.records import Exchange, Request, StepInfo, StepKind
 
 __all__ = [
     "KNOWN_HOSTS",
+    "BodyShape",
     "FieldDiff",
     "Message",
     "Normalised",
     "Price",
     "PriceTable",
-    "Provider",
+    "ProviderName",
     "ToolCall",
+    "WireFormat",
     "closest",
     "detect",
     "diff_fields",
@@ -49,10 +54,8 @@ def normalise(
     provider = detect(exchange.request, hint)
     try:
         n = provider.normalise(exchange)
-    except Exception as exc:  # recording and reading must survive any body
-        log.warning("%s could not parse a %s %s exchange (%s: %s); read as a generic HTTP step",
-                    provider.name, exchange.request.method, exchange.request.path.split("?")[0][:200],
-                    type(exc).__name__, str(exc)[:200])
+    except Exception as e:  # recording and reading must survive any body
+        _fell_back("read", provider.name, exchange.request, e)
         n = GenericProvider(StepKind.HTTP, provider.name).normalise(exchange)
     if n.kind is StepKind.LLM:
         table = prices if prices is not None else PriceTable.default()
@@ -66,9 +69,28 @@ def match_key(request: Request, hint: str | None = None) -> str:
     provider = detect(request, hint)
     try:
         return provider.match_key(request)
-    except Exception as exc:  # same fallback as normalise(): the request as raw HTTP
-        log.debug("%s could not key a request (%s); keyed as raw HTTP", provider.name, type(exc).__name__)
+    except Exception as e:  # same fallback as normalise(): the request as raw HTTP
+        _fell_back("key", provider.name, request, e)
         return GenericProvider(StepKind.HTTP, provider.name).match_key(request)
+
+
+_log = logging.getLogger(__name__)
+
+
+def _fell_back(what: str, provider: str, request: Request, error: Exception) -> None:
+    """Log a provider that failed on a body: the step is kept as raw HTTP, never lost.
+
+    Names the provider, the path (no query string, which may hold a key) and the
+    error's class only: recorded bodies are untrusted and are not logged.
+    """
+    _log.warning(
+        "the %s provider could not %s %s %s (%s); kept as a raw HTTP step",
+        provider,
+        what,
+        request.method,
+        urlsplit(request.path).path[:200],
+        type(error).__name__,
+    )
 
 
 def step_info(

@@ -10,25 +10,31 @@ from rewind_vcs.providers.base import (
     IdMap,
     Message,
     Normalised,
-    Provider,
     ToolCall,
+    WireFormat,
     as_dict,
     as_int,
     as_list,
     as_str,
-    body_digest,
-    json_response,
+    editable_body,
     load_json,
     looks_like_stream,
     neutral_finish,
     parse_arguments,
-    sse_response,
     stream_events,
-    synthetic_id,
-    text_pieces,
     tool_definition,
 )
+from rewind_vcs.providers.hosts import ANTHROPIC_HOSTS
 from rewind_vcs.providers.sse import SSEEvent
+from rewind_vcs.providers.synthesis import (
+    DEFAULT_SHAPE,
+    BodyShape,
+    json_response,
+    response_id,
+    sse_response,
+    synthetic_id,
+    text_pieces,
+)
 from rewind_vcs.store.records import Request, Response, Usage
 
 MESSAGES = "messages"
@@ -98,9 +104,9 @@ def _read_error(data: dict[str, Any], n: Normalised) -> None:
         n.error_message = error
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(WireFormat):
     name = "anthropic"
-    hosts = ("api.anthropic.com",)
+    hosts = ANTHROPIC_HOSTS
 
     def recognises(self, host: str, path: str) -> bool:
         return _is_messages_path(path)
@@ -160,14 +166,9 @@ class AnthropicProvider(Provider):
 
     def canonical_request(self, request: Request) -> dict[str, Any]:
         endpoint = MESSAGES if _is_messages_path(request.path) else "generic"
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            return {
-                "endpoint": endpoint,
-                "body": body if body is not None else body_digest(request.body),
-            }
-        # freshly parsed, so ours to edit in place
-        body = {k: v for k, v in body.items() if k not in VOLATILE}
+        body, raw = editable_body(request, VOLATILE)
+        if body is None:
+            return {"endpoint": endpoint, "body": raw}
         ids = IdMap("toolu")
         for message in map(as_dict, as_list(body.get("messages"))):
             for block in map(as_dict, as_list(message.get("content"))):
@@ -263,9 +264,11 @@ class AnthropicProvider(Provider):
 
     # --- synthesis ---------------------------------------------------------------------
 
-    def synthesise(self, n: Normalised, *, stream: bool) -> Response:
+    def synthesise(
+        self, n: Normalised, *, stream: bool, shape: BodyShape = DEFAULT_SHAPE
+    ) -> Response:
         model = n.model or "unknown"
-        mid = synthetic_id("msg_", model, n.output_text, n.started_at)
+        mid = response_id("msg_", shape, model, n.output_text, n.started_at)
         stop = (
             n.finish_reason
             if n.finish_reason in _STOP_REASONS
@@ -319,7 +322,8 @@ class AnthropicProvider(Provider):
                     )
                 )
                 deltas = [
-                    {"type": "text_delta", "text": piece} for piece in text_pieces(block["text"])
+                    {"type": "text_delta", "text": piece}
+                    for piece in text_pieces(block["text"], shape.piece_chars)
                 ]
             else:
                 events.append(
@@ -334,7 +338,8 @@ class AnthropicProvider(Provider):
                 )
                 raw = json.dumps(block["input"], ensure_ascii=False, separators=(",", ":"))
                 deltas = [
-                    {"type": "input_json_delta", "partial_json": p} for p in text_pieces(raw, 24)
+                    {"type": "input_json_delta", "partial_json": p}
+                    for p in text_pieces(raw, max(shape.piece_chars, 24))
                 ]
             for delta in deltas:
                 events.append(

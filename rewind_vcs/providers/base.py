@@ -3,9 +3,10 @@
 Everything above the proxy (show, diff, bisect, share, replay matching) reads
 :class:`Normalised`, never provider JSON. A provider turns an
 :class:`~rewind_vcs.store.records.Exchange` into that view
-(:meth:`Provider.normalise`), computes the replay match key of a request, and
+(:meth:`WireFormat.normalise`), computes the replay match key of a request, and
 goes back the other way: a wire-valid response from a normalised output
-(:meth:`Provider.synthesise`) or an API error body (:meth:`Provider.error_response`).
+(:meth:`WireFormat.synthesise`, built with :mod:`rewind_vcs.providers.synthesis`)
+or an API error body (:meth:`WireFormat.error_response`).
 
 Recorded bodies can be anything (truncated streams, HTML error pages, binary
 uploads), so nothing here raises on a malformed body: readers use the ``as_*``
@@ -18,13 +19,14 @@ import abc
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import orjson
 
-from rewind_vcs.providers.sse import SSEEvent, SSEParser, encode_sse, parse_sse
+from rewind_vcs.providers.sse import SSEEvent, SSEParser, parse_sse
+from rewind_vcs.providers.synthesis import DEFAULT_SHAPE, BodyShape
 from rewind_vcs.store.records import (
     Exchange,
     Request,
@@ -108,6 +110,15 @@ def body_digest(body: bytes) -> dict[str, str]:
 
 
 _WORD = re.compile(r"\S+")
+
+
+def editable_body(request: Request, volatile: frozenset[str]) -> tuple[dict[str, Any] | None, Any]:
+    """A request's JSON object without its ``volatile`` fields, freshly parsed (the caller's
+    to edit in place), or ``(None, what stands in for a body that is not a JSON object)``."""
+    body = load_json(request.body)
+    if not isinstance(body, dict):
+        return None, body if body is not None else body_digest(request.body)
+    return {k: v for k, v in body.items() if k not in volatile}, None
 
 
 def one_line(text: str, width: int = 100) -> str:
@@ -258,115 +269,10 @@ class Normalised:
         return one_line(f"{who}: {json.dumps(text, ensure_ascii=False)}", width)
 
 
-# --- building responses ----------------------------------------------------------------
-
-
-def spread_chunks(
-    sizes: list[int], first_ms: float | None, last_ms: float
-) -> list[tuple[float, int]]:
-    """Chunk timings for a synthesised body: first piece at ``first_ms``, last at ``last_ms``."""
-    if not sizes:
-        return []
-    last = max(last_ms, 0.0) / 1000.0
-    first = min(max(first_ms if first_ms is not None else last_ms, 0.0) / 1000.0, last)
-    if len(sizes) == 1:
-        return [(last, sizes[0])]
-    step = (last - first) / (len(sizes) - 1)
-    return [(round(first + i * step, 6), size) for i, size in enumerate(sizes)]
-
-
-def json_response(
-    status: int,
-    payload: Any,
-    *,
-    reason: str = "",
-    headers: Iterable[tuple[str, str]] = (),
-    latency_ms: float = 0.0,
-) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Response(
-        status=status,
-        reason=reason or _REASONS.get(status, ""),
-        headers=[("content-type", "application/json"), *headers],
-        body=body,
-        chunks=spread_chunks([len(body)], None, latency_ms),
-    )
-
-
-def sse_response(
-    events: list[tuple[str | None, Any]],
-    *,
-    separator: str = "\n",
-    ttft_ms: float | None = None,
-    latency_ms: float = 0.0,
-    content_type: str = "text/event-stream; charset=utf-8",
-) -> Response:
-    """A 200 stream of ``(event name or None, JSON payload or raw string)`` events."""
-    pieces = [
-        encode_sse(
-            data
-            if isinstance(data, str)
-            else json.dumps(data, ensure_ascii=False, separators=(",", ":")),
-            event,
-            separator=separator,
-        )
-        for event, data in events
-    ]
-    return Response(
-        status=200,
-        reason="OK",
-        headers=[("content-type", content_type), ("cache-control", "no-cache")],
-        body=b"".join(pieces),
-        chunks=spread_chunks([len(p) for p in pieces], ttft_ms, latency_ms),
-    )
-
-
-def text_pieces(text: str, size: int = 16) -> list[str]:
-    """Split text into stream deltas of about ``size`` characters at word ends; they join back to ``text``."""
-    pieces: list[str] = []
-    current = ""
-    for token in _TOKENS.findall(text):
-        if current and len(current) + len(token) > size:
-            pieces.append(current)
-            current = ""
-        current += token
-    if current:
-        pieces.append(current)
-    return pieces
-
-
-_TOKENS = re.compile(r"\S+\s*|\s+")
-
-
-def synthetic_id(prefix: str, *parts: Any) -> str:
-    """A stable id for a synthesised response, so synthesising twice gives the same bytes."""
-    digest = hashlib.sha256(canonical_json([str(p) for p in parts])).hexdigest()
-    return f"{prefix}{digest[:24]}"
-
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    408: "Request Timeout",
-    409: "Conflict",
-    413: "Payload Too Large",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-    529: "Overloaded",
-}
-
-
 # --- the provider interface ------------------------------------------------------------
 
 
-class Provider(abc.ABC):
+class WireFormat(abc.ABC):
     """One wire format: how to recognise, key, read and write its exchanges."""
 
     name: ClassVar[str]
@@ -394,8 +300,14 @@ class Provider(abc.ABC):
         """Whether a stream event carries output (for time to first token)."""
 
     @abc.abstractmethod
-    def synthesise(self, n: Normalised, *, stream: bool) -> Response:
-        """A wire-valid response carrying ``n``'s output, that the official SDK parses back."""
+    def synthesise(
+        self, n: Normalised, *, stream: bool, shape: BodyShape = DEFAULT_SHAPE
+    ) -> Response:
+        """A wire-valid response carrying ``n``'s output, that the official SDK parses back.
+
+        ``shape`` says how to cut the stream and where ids come from (see
+        :class:`~rewind_vcs.providers.synthesis.BodyShape`).
+        """
 
     @abc.abstractmethod
     def error_response(self, status: int, message: str, *, code: str | None = None) -> Response:

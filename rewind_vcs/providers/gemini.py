@@ -16,24 +16,30 @@ from rewind_vcs.providers.base import (
     IdMap,
     Message,
     Normalised,
-    Provider,
     ToolCall,
+    WireFormat,
     as_dict,
     as_int,
     as_list,
     as_str,
-    body_digest,
-    json_response,
+    editable_body,
     load_json,
     looks_like_stream,
     neutral_finish,
-    sse_response,
     stream_events,
-    synthetic_id,
-    text_pieces,
     tool_definition,
 )
+from rewind_vcs.providers.hosts import GEMINI_HOSTS
 from rewind_vcs.providers.sse import SSEEvent
+from rewind_vcs.providers.synthesis import (
+    DEFAULT_SHAPE,
+    BodyShape,
+    json_array_response,
+    json_response,
+    response_id,
+    sse_response,
+    text_pieces,
+)
 from rewind_vcs.store.records import Request, Response, Usage
 
 GENERATE = "generateContent"
@@ -165,9 +171,9 @@ def _read_error(error: Any, n: Normalised) -> None:
         n.error_message = error
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(WireFormat):
     name = "gemini"
-    hosts = ("generativelanguage.googleapis.com", "aiplatform.googleapis.com")
+    hosts = GEMINI_HOSTS
 
     def recognises(self, host: str, path: str) -> bool:
         return parse_path(path)[1] is not None
@@ -235,12 +241,10 @@ class GeminiProvider(Provider):
         canonical: dict[str, Any] = {"endpoint": endpoint or "generic", "model": model}
         if query.get("alt"):
             canonical["alt"] = query["alt"]  # sse or a JSON array: a different wire answer
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            canonical["body"] = body if body is not None else body_digest(request.body)
+        body, raw = editable_body(request, VOLATILE)
+        if body is None:
+            canonical["body"] = raw
             return canonical
-        # freshly parsed, so ours to edit in place
-        body = {k: v for k, v in body.items() if k not in VOLATILE}
         ids = IdMap("call")
         for content in map(as_dict, as_list(body.get("contents"))):
             for part in map(as_dict, as_list(content.get("parts"))):
@@ -295,9 +299,11 @@ class GeminiProvider(Provider):
 
     # --- synthesis ---------------------------------------------------------------------
 
-    def synthesise(self, n: Normalised, *, stream: bool) -> Response:
+    def synthesise(
+        self, n: Normalised, *, stream: bool, shape: BodyShape = DEFAULT_SHAPE
+    ) -> Response:
         model = n.model or "unknown"
-        rid = synthetic_id("", model, n.output_text, n.started_at)
+        rid = response_id("", shape, model, n.output_text, n.started_at)
         finish = (
             n.finish_reason
             if n.finish_reason in _FINISH_REASONS
@@ -331,12 +337,15 @@ class GeminiProvider(Provider):
         text_parts = [{"text": n.output_text}] if n.output_text else []
         if not stream:
             return json_response(200, chunk(text_parts + call_parts, True), latency_ms=n.latency_ms)
-        bodies = [[{"text": piece}] for piece in text_pieces(n.output_text)]
+        bodies: list[list[dict[str, Any]]] = [
+            [{"text": piece}] for piece in text_pieces(n.output_text, shape.piece_chars)
+        ]
         if call_parts or not bodies:
             bodies.append(call_parts)
-        events: list[tuple[str | None, Any]] = [
-            (None, chunk(parts, i == len(bodies) - 1)) for i, parts in enumerate(bodies)
-        ]
+        items = [chunk(parts, i == len(bodies) - 1) for i, parts in enumerate(bodies)]
+        if not shape.sse:  # without alt=sse the stream is one JSON array
+            return json_array_response(items, ttft_ms=n.ttft_ms, latency_ms=n.latency_ms)
+        events: list[tuple[str | None, Any]] = [(None, item) for item in items]
         return sse_response(
             events,
             separator="\r\n",

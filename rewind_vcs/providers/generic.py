@@ -13,13 +13,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from rewind_vcs.providers.base import (
     Message,
     Normalised,
-    Provider,
+    WireFormat,
     body_digest,
     body_text,
-    json_response,
     load_json,
 )
 from rewind_vcs.providers.sse import SSEEvent
+from rewind_vcs.providers.synthesis import DEFAULT_SHAPE, BodyShape, json_response
 from rewind_vcs.store.records import Request, Response, StepKind
 
 
@@ -30,7 +30,7 @@ def canonical_path(path: str) -> str:
     return parts.path + (f"?{urlencode(query)}" if query else "")
 
 
-class GenericProvider(Provider):
+class GenericProvider(WireFormat):
     """Raw HTTP. ``kind`` is TOOL for a recorded tool host, HTTP for an unmodelled
     endpoint of an LLM host, and ``label`` names that host's provider in the view."""
 
@@ -71,7 +71,9 @@ class GenericProvider(Provider):
     def is_token_event(self, event: SSEEvent) -> bool:
         return True
 
-    def synthesise(self, n: Normalised, *, stream: bool) -> Response:
+    def synthesise(
+        self, n: Normalised, *, stream: bool, shape: BodyShape = DEFAULT_SHAPE
+    ) -> Response:
         body = n.output_text.encode("utf-8")
         kind = "application/json" if load_json(body) is not None else "text/plain; charset=utf-8"
         return Response(

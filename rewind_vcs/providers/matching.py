@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rewind_vcs.providers.base import Message, Normalised, Provider, ToolCall, canonical_json
+from rewind_vcs.providers.base import Message, Normalised, ToolCall, WireFormat, canonical_json
 from rewind_vcs.providers.registry import detect
 from rewind_vcs.store.records import Request
 
@@ -38,7 +38,7 @@ class FieldDiff:
 @dataclass
 class _Side:
     request: Request
-    provider: Provider
+    provider: WireFormat
     view: Normalised
     canonical: dict[str, Any]
 

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 from rewind_vcs.errors import ConfigError
 from rewind_vcs.providers.anthropic import AnthropicProvider
-from rewind_vcs.providers.base import Provider
+from rewind_vcs.providers.base import WireFormat
 from rewind_vcs.providers.gemini import GeminiProvider
 from rewind_vcs.providers.generic import GenericProvider
+from rewind_vcs.providers.hosts import KNOWN_HOSTS, REGIONAL_SUFFIXES
 from rewind_vcs.providers.openai import OpenAIProvider
 from rewind_vcs.store.records import Request, StepKind
 
 #: the LLM providers, most specific path patterns first
-PROVIDERS: dict[str, Provider] = {
+PROVIDERS: dict[str, WireFormat] = {
     p.name: p for p in (AnthropicProvider(), GeminiProvider(), OpenAIProvider())
 }
 
-#: real API hosts (without port) and the provider that serves them
-KNOWN_HOSTS: dict[str, str] = {host: p.name for p in PROVIDERS.values() for host in p.hosts}
-
-#: regional endpoints named ``<region>-<host>`` (Vertex AI: us-central1-aiplatform.googleapis.com)
-_REGIONAL = {"-aiplatform.googleapis.com": "gemini"}
+__all__ = ["KNOWN_HOSTS", "PROVIDERS", "detect", "host_provider", "provider_named"]
 
 _TOOL = GenericProvider(StepKind.TOOL)
 
 
-def provider_named(name: str) -> Provider:
+def provider_named(name: str) -> WireFormat:
     """The provider called ``name`` ("openai", "anthropic", "gemini", "generic"), or serving
     the real API host ``name``."""
     key = name.strip().lower()
@@ -32,8 +29,9 @@ def provider_named(name: str) -> Provider:
         return PROVIDERS[key]
     if key == GenericProvider.name:
         return _TOOL
-    if host_provider(key):
-        return PROVIDERS[host_provider(key)]
+    served = host_provider(key)
+    if served:
+        return PROVIDERS[served]
     known = ", ".join([*PROVIDERS, GenericProvider.name])
     raise ConfigError(f"unknown provider {name!r}", hint=f"known providers: {known}")
 
@@ -50,7 +48,7 @@ def host_provider(host: str) -> str | None:
     for known, name in KNOWN_HOSTS.items():
         if bare.endswith("." + known):
             return name
-    for suffix, name in _REGIONAL.items():
+    for suffix, name in REGIONAL_SUFFIXES.items():
         if bare.endswith(suffix):
             return name
     return None
@@ -65,7 +63,7 @@ def _hinted(hint: str | None) -> str | None:
     return host_provider(key)
 
 
-def detect(request: Request, hint: str | None = None) -> Provider:
+def detect(request: Request, hint: str | None = None) -> WireFormat:
     """The provider for ``request``.
 
     ``hint`` is what the proxy route implies: a provider name (from the base-URL

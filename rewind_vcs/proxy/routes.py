@@ -22,28 +22,16 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from rewind_vcs.errors import ConfigError
+from rewind_vcs.providers.hosts import (
+    DEFAULT_PORTS,
+    DEFAULT_UPSTREAMS,
+    HOST_PROVIDERS,
+    ProviderName,
+)
 
-
-class Provider(enum.StrEnum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
-    GEMINI = "gemini"
-
-
-#: The real API host of each provider.
-PROVIDER_HOSTS: dict[str, str] = {
-    Provider.OPENAI.value: "api.openai.com",
-    Provider.ANTHROPIC.value: "api.anthropic.com",
-    Provider.GEMINI.value: "generativelanguage.googleapis.com",
-}
-
-#: Provider of each real API host.
-HOST_PROVIDERS: dict[str, str] = {host: provider for provider, host in PROVIDER_HOSTS.items()}
-
-#: Default upstream of each provider: the real API.
-DEFAULT_UPSTREAMS: dict[str, str] = {p: f"https://{h}" for p, h in PROVIDER_HOSTS.items()}
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Provider hosts, names and default ports are defined once, in providers/hosts.py.
+Provider = ProviderName
+_DEFAULT_PORTS = DEFAULT_PORTS
 #: Names of the proxy's own address in an absolute-form target.
 SELF_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 

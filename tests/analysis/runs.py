@@ -24,8 +24,10 @@ from typing import Any
 
 from rewind_vcs.demo.research_agent import SEARCH_TOOL
 from rewind_vcs.providers import step_info
+from rewind_vcs.providers.synthesis import BodyShape
 from rewind_vcs.store.records import EndInfo, Exchange, TransportError
-from tests.providers.builders import exchange, request, response, sse_body
+from rewind_vcs.testing.builders import reply_response, tool_call
+from tests.providers.builders import exchange, request, response
 
 FRESH_FACT = ("About 17 million electric cars were sold worldwide in 2024, more than one in five new "
               "cars sold (IEA, Global EV Outlook 2025).")
@@ -81,17 +83,11 @@ def openai_call(body: dict[str, Any], text: str | None, calls: list[dict[str, An
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if calls:
         message["tool_calls"] = calls
-    payload = {
-        "id": _rid("chatcmpl-"),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body["model"],
-        "system_fingerprint": _rid("fp_", 10),
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
-        "usage": {"prompt_tokens": _tokens(body), "completion_tokens": _tokens(message),
-                  "total_tokens": _tokens(body) + _tokens(message)},
-    }
-    resp = response(payload)
+    resp = reply_response(
+        "openai", text or "", model=body["model"], usage=(_tokens(body), _tokens(message)),
+        tool_calls=[tool_call(c["function"]["name"], c["function"]["arguments"], c["id"]) for c in calls or []],
+        started_at=time.time(), shape=BodyShape(id_seed=_rid("")),
+    )
     resp.headers = _headers()
     ex = exchange(req, resp, started_at=time.time(), duration=0.2 + secrets.randbelow(100) / 1000)
     ex.span = span
@@ -119,32 +115,11 @@ def anthropic_stream(body: dict[str, Any], text: str, span: str | None = None,
     req = request("/v1/messages", body, host="api.anthropic.com",
                   headers=[("content-type", "application/json"), ("anthropic-version", "2023-06-01"),
                            ("x-api-key", "sk-ant-SECRET")])
-    usage_in = _tokens(body)
-    if not stream:
-        payload = {"id": _rid("msg_"), "type": "message", "role": "assistant", "model": body["model"],
-                   "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                   "stop_sequence": None, "usage": {"input_tokens": usage_in, "output_tokens": len(text) // 4}}
-        resp = response(payload)
-    else:
-        pieces = [text[i:i + 24] for i in range(0, len(text), 24)] or [""]
-        events: list[Any] = [
-            ("message_start", {"type": "message_start", "message": {
-                "id": _rid("msg_"), "type": "message", "role": "assistant", "model": body["model"],
-                "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": {"input_tokens": usage_in, "output_tokens": 1}}}),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
-            ("ping", {"type": "ping"}),
-            *(("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                       "delta": {"type": "text_delta", "text": p}}) for p in pieces),
-            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
-                                                                   "stop_sequence": None},
-                               "usage": {"output_tokens": len(text) // 4}}),
-            ("message_stop", {"type": "message_stop"}),
-        ]
-        resp = response(sse_body(*events), stream=True,
-                        chunk_times=[0.3 + i * 0.01 for i in range(len(events))])
+    resp = reply_response(
+        "anthropic", text, stream=stream, model=body["model"], usage=(_tokens(body), len(text) // 4),
+        started_at=time.time(), ttft_ms=300.0, latency_ms=400.0,
+        shape=BodyShape(piece_chars=24, id_seed=_rid("")),
+    )
     resp.headers = [*_headers(stream), ("request-id", _rid("req_"))]
     ex = exchange(req, resp, started_at=time.time(), duration=0.5 + secrets.randbelow(100) / 1000)
     ex.span = span

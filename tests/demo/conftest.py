@@ -11,7 +11,7 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-from rewind_vcs.demo.fake_llm import FakeLLM
+from rewind_vcs.testing.fake_llm import FakeLLM
 
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 

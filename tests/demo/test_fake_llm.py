@@ -21,7 +21,7 @@ import pytest
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
-from rewind_vcs.demo.fake_llm import FAULT_HEADER, Endpoint, FakeLLM, Fault, Provider
+from rewind_vcs.testing import FAULT_HEADER, Endpoint, FakeLLM, Fault, ProviderName
 
 from .conftest import make_gemini_client
 
@@ -616,7 +616,7 @@ def test_scripted_callable_decides_and_none_falls_back():
 
     def reply(provider, endpoint, body):
         seen.append((provider, endpoint))
-        if provider is Provider.ANTHROPIC:
+        if provider is ProviderName.ANTHROPIC:
             return {"text": "scripted for claude", "usage": {"input_tokens": 7, "output_tokens": 3}}
         if endpoint is Endpoint.CHAT_COMPLETIONS and body["messages"][-1]["content"] == "call":
             return {"tool_call": {"name": "lookup", "arguments": {"id": 42}}}
@@ -637,9 +637,9 @@ def test_scripted_callable_decides_and_none_falls_back():
         default = oa.chat.completions.create(model="m", messages=user("other"))
         assert default.choices[0].message.content.endswith("> other")
     assert seen == [
-        (Provider.ANTHROPIC, Endpoint.MESSAGES),
-        (Provider.OPENAI, Endpoint.CHAT_COMPLETIONS),
-        (Provider.OPENAI, Endpoint.CHAT_COMPLETIONS),
+        (ProviderName.ANTHROPIC, Endpoint.MESSAGES),
+        (ProviderName.OPENAI, Endpoint.CHAT_COMPLETIONS),
+        (ProviderName.OPENAI, Endpoint.CHAT_COMPLETIONS),
     ]
 
 
@@ -819,7 +819,7 @@ def test_stop_closes_an_idle_kept_alive_connection(fake):
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_cli_serves_until_interrupted(stop_signal):
     process = subprocess.Popen(
-        [sys.executable, "-m", "rewind_vcs.demo.fake_llm", "--port", "0", "--chunk-delay", "0"],
+        [sys.executable, "-m", "rewind_vcs.testing.fake_llm", "--port", "0", "--chunk-delay", "0"],
         stdout=subprocess.PIPE,
         text=True,
         env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},

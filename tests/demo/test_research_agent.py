@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rewind_vcs.demo import research_agent
-from rewind_vcs.demo.fake_llm import FakeLLM
+from rewind_vcs.testing.fake_llm import FakeLLM
 
 from .conftest import child_env
 

@@ -1,26 +1,47 @@
-"""Reading requests into prompts, and the default and scripted replies."""
+"""Prompts read from the providers' normalised views of requests, and the default and
+scripted replies."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
-from rewind_vcs.demo.scripts import (
+from rewind_vcs.providers.hosts import ProviderName
+from rewind_vcs.providers.registry import detect
+from rewind_vcs.store.records import Request
+from rewind_vcs.testing.scripts import (
     Endpoint,
-    Provider,
+    Prompt,
     Reply,
     ReplySource,
     ToolCall,
     ToolResult,
     count_tokens,
     default_reply,
-    prompt_from_request,
+    prompt_from,
     tool_arguments,
 )
+
+_PATHS = {
+    Endpoint.CHAT_COMPLETIONS: "/v1/chat/completions",
+    Endpoint.RESPONSES: "/v1/responses",
+    Endpoint.MESSAGES: "/v1/messages",
+    Endpoint.GENERATE_CONTENT: "/v1beta/models/{model}:generateContent",
+}
+
+
+def prompt_from_request(endpoint: Endpoint, body: dict[str, Any], model: str) -> Prompt:
+    """The prompt the fake reads from a request, through the provider's own reader."""
+    path = _PATHS[endpoint].format(model=model)
+    request = Request("POST", "http", "127.0.0.1", path, [], json.dumps(body).encode())
+    return prompt_from(detect(request).normalise_request(request), model)
 
 SCHEMA = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
 
 
-def test_openai_chat_prompt_reads_the_last_user_message_and_trailing_tool_results():
+def test_openai_chat_prompt_reads_the_last_user_message_and_trailing_tool_results() -> None:
     body = {
         "messages": [
             {"role": "system", "content": "be brief"},
@@ -60,7 +81,7 @@ def test_openai_chat_prompt_reads_the_last_user_message_and_trailing_tool_result
     )
 
 
-def test_openai_chat_with_tools_and_a_user_turn_calls_the_first_tool():
+def test_openai_chat_with_tools_and_a_user_turn_calls_the_first_tool() -> None:
     body = {
         "messages": [{"role": "user", "content": "weather in Rome"}],
         "tools": [
@@ -73,7 +94,7 @@ def test_openai_chat_with_tools_and_a_user_turn_calls_the_first_tool():
     assert reply.tool_calls == (ToolCall("weather", {"query": "weather in Rome"}),)
 
 
-def test_responses_prompt_string_input_and_function_call_output():
+def test_responses_prompt_string_input_and_function_call_output() -> None:
     assert prompt_from_request(Endpoint.RESPONSES, {"input": "hi"}, "m").user_text == "hi"
     body = {
         "instructions": "be brief",
@@ -89,7 +110,7 @@ def test_responses_prompt_string_input_and_function_call_output():
     assert "be brief" in prompt.all_text
 
 
-def test_anthropic_prompt_tool_result_blocks():
+def test_anthropic_prompt_tool_result_blocks() -> None:
     body = {
         "system": "sys",
         "messages": [
@@ -121,7 +142,7 @@ def test_anthropic_prompt_tool_result_blocks():
     assert [t.name for t in prompt.tools] == ["clock"]  # server tools have no input_schema
 
 
-def test_gemini_prompt_function_response_and_schema_spellings():
+def test_gemini_prompt_function_response_and_schema_spellings() -> None:
     body = {
         "contents": [
             {"role": "user", "parts": [{"text": "weather"}]},
@@ -142,7 +163,7 @@ def test_gemini_prompt_function_response_and_schema_spellings():
     assert prompt.user_text == "weather"
 
 
-def test_tool_arguments_prefers_required_string_parameters():
+def test_tool_arguments_prefers_required_string_parameters() -> None:
     schema = {
         "type": "object",
         "properties": {
@@ -157,7 +178,7 @@ def test_tool_arguments_prefers_required_string_parameters():
     assert tool_arguments({"type": "object"}, "x") == {}
 
 
-def test_plain_answer_names_the_model_and_quotes_every_line():
+def test_plain_answer_names_the_model_and_quotes_every_line() -> None:
     body = {"messages": [{"role": "user", "content": "line one\n\nline two"}]}
     reply = default_reply(prompt_from_request(Endpoint.CHAT_COMPLETIONS, body, "gpt-x"))
     assert reply.text == "gpt-x answers, from what you gave me:\n> line one\n>\n> line two"
@@ -165,7 +186,7 @@ def test_plain_answer_names_the_model_and_quotes_every_line():
     assert empty.text == "Hello from gpt-x. Ask me anything."
 
 
-def test_reply_from_dict():
+def test_reply_from_dict() -> None:
     reply = Reply.from_dict(
         {
             "text": "t",
@@ -178,20 +199,20 @@ def test_reply_from_dict():
         Reply.from_dict({"txt": "typo"})
 
 
-def test_reply_source_list_then_default_and_type_errors():
+def test_reply_source_list_then_default_and_type_errors() -> None:
     prompt = prompt_from_request(
         Endpoint.MESSAGES, {"messages": [{"role": "user", "content": "q"}]}, "m"
     )
     source = ReplySource([Reply("a"), {"text": "b"}])
     texts = [
-        source.reply_for(Provider.ANTHROPIC, Endpoint.MESSAGES, {}, prompt).text for _ in range(3)
+        source.reply_for(ProviderName.ANTHROPIC, Endpoint.MESSAGES, {}, prompt).text for _ in range(3)
     ]
     assert texts == ["a", "b", default_reply(prompt).text]
     with pytest.raises(TypeError):
-        ReplySource(["not a reply"])
+        ReplySource(["not a reply"])  # type: ignore[list-item]
 
 
-def test_count_tokens_is_about_four_characters_each():
+def test_count_tokens_is_about_four_characters_each() -> None:
     assert count_tokens("") == 1
     assert count_tokens("abcd") == 1
     assert count_tokens("abcde") == 2

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.store.repo import Repo
+from rewind_vcs.testing.fake_llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = Path(__file__).resolve().parent / "agents"

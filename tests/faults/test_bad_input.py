@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.proxy.replayer import ReplayHandler
 from rewind_vcs.proxy.run import ProxySettings, start_proxy
 from rewind_vcs.store.records import StepStatus, TransportError
 from rewind_vcs.store.repo import Repo
+from rewind_vcs.testing.fake_llm import FakeLLM
 from tests.conftest import git_fsck
 from tests.faults.conftest import agent, offline_env, replay_summary, run_rewind
 from tests.faults.upstreams import BlobUpstream, EchoServer, blob

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.providers import match_key, normalise
 from rewind_vcs.store.records import SessionStatus, StepStatus
 from rewind_vcs.store.repo import Repo
+from rewind_vcs.testing.fake_llm import FakeLLM
 from tests.conftest import git_fsck
 from tests.faults.conftest import (
     agent,
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def answer(question: str) -> str:
-    """The fake's deterministic reply to a one-message chat (rewind_vcs.demo.scripts.answer_text)."""
+    """The fake's deterministic reply to a one-message chat (rewind_vcs.testing.scripts.answer_text)."""
     return f"gpt-4o-mini answers, from what you gave me:\n> {question}"
 
 

@@ -15,8 +15,8 @@ import sys
 
 import pygit2
 
-from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.store.refs import read_refs, timeline_ref
+from rewind_vcs.testing.fake_llm import FakeLLM
 from tests.conftest import git_fsck
 from tests.faults.conftest import (
     LineReader,

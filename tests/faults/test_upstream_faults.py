@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.store.records import StepStatus, TransportError
 from rewind_vcs.store.repo import Repo
+from rewind_vcs.testing.fake_llm import FakeLLM
 from tests.faults.conftest import agent, offline_env, replay_summary, run_rewind, upstream_env
 
 

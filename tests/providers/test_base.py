@@ -16,9 +16,8 @@ from rewind_vcs.providers.base import (
     neutral_finish,
     one_line,
     parse_arguments,
-    spread_chunks,
-    text_pieces,
 )
+from rewind_vcs.providers.synthesis import spread_chunks, text_pieces
 from rewind_vcs.store.records import Response, StepKind, StepStatus, Usage
 
 

@@ -93,8 +93,11 @@ def test_hint_routes_an_unrecognised_path_to_an_http_step() -> None:
     assert (view.kind, view.provider) == (StepKind.HTTP, "openai")
 
 
-def test_a_provider_failure_degrades_to_a_raw_view(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The safety net in normalise(): recording must survive a body shape no one foresaw."""
+def test_a_provider_failure_degrades_to_a_raw_view(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The safety net in normalise(): recording must survive a body shape no one foresaw,
+    and says so in the log (without the body or the query string)."""
 
     def explode(self, response, n) -> None:
         raise RuntimeError("unforeseen shape")
@@ -104,6 +107,13 @@ def test_a_provider_failure_degrades_to_a_raw_view(monkeypatch: pytest.MonkeyPat
     view = normalise(ex)
     assert (view.kind, view.provider, view.http_status) == (StepKind.HTTP, "openai", 200)
     assert "The capital of France is Paris." in view.output_text
+    (record,) = [r for r in caplog.records if r.name == "rewind_vcs.providers"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        "the openai provider could not read POST /v1/chat/completions (RuntimeError);"
+        " kept as a raw HTTP step"
+    )
+    assert "Paris" not in record.getMessage()
 
 
 def test_public_names() -> None:
@@ -113,7 +123,9 @@ def test_public_names() -> None:
         "Normalised",
         "Message",
         "ToolCall",
-        "Provider",
+        "WireFormat",
+        "ProviderName",
+        "BodyShape",
         "normalise",
         "match_key",
         "step_info",

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rewind_vcs.providers.anthropic import AnthropicProvider
-from rewind_vcs.providers.base import Provider
+from rewind_vcs.providers.base import WireFormat
 from rewind_vcs.providers.gemini import GeminiProvider
 from rewind_vcs.providers.generic import GenericProvider
 from rewind_vcs.providers.matching import diff_fields
@@ -203,7 +203,7 @@ def _sse(value: object) -> bytes:
 
 
 def _check(
-    provider: Provider,
+    provider: WireFormat,
     path: str,
     request_body: bytes,
     response_body: bytes,

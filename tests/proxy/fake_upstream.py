@@ -28,9 +28,21 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import h11
+
+from rewind_vcs.providers.synthesis import BodyShape, body_pieces
+from rewind_vcs.testing.builders import reply_body, reply_response
+
+#: the fake's chat replies: one stream chunk a word, fixed model and usage
+_REPLY: dict[str, Any] = {
+    "model": "gpt-fake",
+    "usage": (5, 4),
+    "started_at": 1_700_000_000.0,
+    "shape": BodyShape(piece_chars=1),
+}
 
 
 @dataclass
@@ -179,13 +191,15 @@ class FakeUpstream:
         if path.endswith("/chat/completions"):
             request = json.loads(seen.body or b"{}")
             if request.get("stream"):
-                events = [_sse_chunk(word) for word in self.stream_words]
-                events.append(_sse_chunk(None, finish="stop"))
-                events.append(b"data: [DONE]\n\n")
+                text = "".join(self.stream_words)
+                streamed = reply_response("openai", text, stream=True, **_REPLY)
+                events = body_pieces(streamed)  # one chunk a word (after the role chunk)
                 return await self._stream(conn, writer, events, self.stream_delay)
-            return await self._respond(conn, writer, 200, _completion("Hello from the fake"))
+            body = reply_body("openai", "Hello from the fake", **_REPLY)
+            return await self._respond(conn, writer, 200, body)
         if path.endswith("/messages"):
-            return await self._respond(conn, writer, 200, _anthropic_message("Hello from the fake"))
+            body = reply_body("anthropic", "Hello from the fake", model="claude-fake", usage=(5, 4))
+            return await self._respond(conn, writer, 200, body)
         if path.startswith("/echo"):
             body = json.dumps(
                 {
@@ -228,54 +242,3 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     writer.transport.abort()
-
-
-def _sse_chunk(word: str | None, finish: str | None = None) -> bytes:
-    chunk = {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": "gpt-fake",
-        "choices": [
-            {
-                "index": 0,
-                "delta": {"content": word} if word is not None else {},
-                "finish_reason": finish,
-            }
-        ],
-    }
-    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-def _completion(text: str) -> bytes:
-    return json.dumps(
-        {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": "gpt-fake",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
-        }
-    ).encode()
-
-
-def _anthropic_message(text: str) -> bytes:
-    return json.dumps(
-        {
-            "id": "msg_fake",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-fake",
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {"input_tokens": 5, "output_tokens": 4},
-        }
-    ).encode()

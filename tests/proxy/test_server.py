@@ -106,7 +106,7 @@ def test_base_url_mode_stream_first_chunk_arrives_before_upstream_sends_the_last
     assert first_at is not None and first_at < last_data_sent_at - 0.5
     (exchange,) = proxy.wait_exchanges(1)
     assert exchange.response.is_stream
-    assert len(exchange.response.chunks) == 6  # 4 words, the finish chunk, [DONE]: one piece each
+    assert len(exchange.response.chunks) == 7  # role, 4 words, finish, [DONE]: one piece each
     assert exchange.response.body.endswith(b"data: [DONE]\n\n")
 
 

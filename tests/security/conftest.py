@@ -30,7 +30,7 @@ def samples() -> dict[str, str]:
 @pytest.fixture
 def fake():
     """The real fake LLM server on loopback (as tests/e2e use it)."""
-    from rewind_vcs.demo.fake_llm import FakeLLM
+    from rewind_vcs.testing import FakeLLM
 
     with FakeLLM() as server:
         yield server

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from rewind_vcs.demo.fake_llm import FakeLLM
 from rewind_vcs.demo.research_agent import ANTHROPIC_KEY, OPENAI_KEY
 from rewind_vcs.demo.run import demo_command, run_demo
 from rewind_vcs.providers import step_info
@@ -33,6 +32,8 @@ from rewind_vcs.proxy.run import ProxySettings, record_run
 from rewind_vcs.store.records import EndInfo, Exchange, Request, Response, StepKind
 from rewind_vcs.store.repo import Repo
 from rewind_vcs.store.writer import SessionWriter
+from rewind_vcs.testing.builders import reply_body, tool_call
+from rewind_vcs.testing.fake_llm import FakeLLM
 from tests.factories import API_KEY
 from tests.share import chromium
 
@@ -82,12 +83,8 @@ def _openai(messages: list[dict], output: dict, *, span: str | None = None, stat
 
 
 def _completion(text: str | None, tool_calls: list[dict] | None = None) -> dict:
-    message = {"role": "assistant", "content": text}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    return {"id": "chatcmpl-x", "object": "chat.completion", "model": "gpt-4o-mini",
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
-            "usage": {"prompt_tokens": 40, "completion_tokens": 12}}
+    calls = [tool_call(c["function"]["name"], c["function"]["arguments"], c["id"]) for c in tool_calls or []]
+    return json.loads(reply_body("openai", text or "", tool_calls=calls, usage=(40, 12)))
 
 
 def _write_hostile(repo: Repo) -> str:

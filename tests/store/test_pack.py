@@ -7,9 +7,11 @@ import time
 
 import orjson
 
+from rewind_vcs.providers.synthesis import BodyShape
 from rewind_vcs.store import format as fmt
 from rewind_vcs.store.pack import gc, loose_object_ids
 from rewind_vcs.store.records import EndInfo, Exchange, Request, Response
+from rewind_vcs.testing.builders import reply_body
 from tests import factories
 
 
@@ -35,9 +37,7 @@ def growing_session(repo, steps: int = 200) -> tuple[int, int]:
         messages.append({"role": "user" if i % 2 == 0 else "tool", "content": _words(rng, 30)})
         req_body = orjson.dumps({"model": "gpt-4o-mini", "messages": messages, "temperature": 0.2})
         answer = _words(rng, 40)
-        resp_body = orjson.dumps({"id": f"chatcmpl-{i}", "object": "chat.completion",
-                                  "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}],
-                                  "usage": {"prompt_tokens": len(req_body) // 4, "completion_tokens": 40}})
+        resp_body = reply_body("openai", answer, usage=(len(req_body) // 4, 40), shape=BodyShape(id_seed=str(i)))
         messages.append({"role": "assistant", "content": answer})
         ex = Exchange(Request("POST", "https", "api.openai.com", "/v1/chat/completions",
                               [("content-type", "application/json")], req_body),
