@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from rewind_vcs.cli.common import console, info, open_repo, print_json
+from rewind_vcs.cli.common import info, open_repo, out, print_json
+from rewind_vcs.cli.safe import styled
+
+if TYPE_CHECKING:
+    from rewind_vcs.store.repo import Repo
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +31,7 @@ def init(path: Path = typer.Argument(Path("."), help="Directory to hold .rewind/
     info(f"{verb} rewind repository in {repo.path}")
 
 
-def _ensure_ca(repo) -> None:
+def _ensure_ca(repo: Repo) -> None:
     """The CA for HTTPS interception lives in .rewind/ca/ (never in git objects)."""
     try:
         from rewind_vcs.proxy.tls import CertificateAuthority
@@ -58,7 +63,7 @@ def fsck(as_json: bool = typer.Option(False, "--json", help="Print problems as J
                     "problems": report.problems})
     else:
         for p in report.problems:
-            console().print(f"[red]problem[/red] {p}")
+            out(styled(("problem", "red"), " ", p))
         info(f"checked {report.sessions} sessions, {report.steps} steps: "
              + ("ok" if report.ok else f"{len(report.problems)} problems"))
     if not report.ok:

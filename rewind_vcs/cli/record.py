@@ -8,6 +8,8 @@ import sys
 import typer
 
 from rewind_vcs.cli.common import info, open_repo, print_json
+from rewind_vcs.cli.safe import safe_text, styled
+from rewind_vcs.cli.settings import current as current_settings
 
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
@@ -26,11 +28,8 @@ def settings_from(upstream: list[str] | None, record_host: list[str] | None):
     from rewind_vcs.errors import ConfigError
     from rewind_vcs.proxy.run import ProxySettings
 
-    ups: dict[str, str] = {}
-    for provider in ("openai", "anthropic", "gemini"):
-        value = os.environ.get(f"REWIND_UPSTREAM_{provider.upper()}")
-        if value:
-            ups[provider] = value
+    env = current_settings()
+    ups: dict[str, str] = dict(env.upstreams)
     for item in upstream or []:
         provider, sep, url = item.partition("=")
         if not sep or not url:
@@ -40,13 +39,12 @@ def settings_from(upstream: list[str] | None, record_host: list[str] | None):
     for item in record_host or []:
         host, _, url = item.partition("=")
         hosts[host.strip()] = url.strip() or None
-    timeout = float(os.environ.get("REWIND_UPSTREAM_TIMEOUT", "600"))
     return ProxySettings(upstreams=ups, record_hosts=hosts,
-                         upstream_ca=os.environ.get("REWIND_UPSTREAM_CA") or None, timeout=timeout)
+                         upstream_ca=env.upstream_ca, timeout=env.upstream_timeout())
 
 
 def _error(message: str) -> None:
-    info(f"[yellow]rewind:[/yellow] {message}")
+    info(f"rewind: {message}", style="yellow")
 
 
 def record(
@@ -62,15 +60,15 @@ def record(
     cmd = list(command or []) + list(trailing or [])
     repo = open_repo(create=True)
     result = record_run(
-        repo, cmd, env=os.environ, cwd=os.getcwd(), name=name,
+        repo, cmd, env=current_settings().environ, cwd=os.getcwd(), name=name,
         settings=settings_from(upstream, record_host), out=sys.stdout.buffer, on_error=_error,
-        on_start=lambda sid, port: info(f"[dim]rewind: recording session {sid} (proxy on 127.0.0.1:{port})[/dim]"),
+        on_start=lambda sid, port: info(f"rewind: recording session {sid} (proxy on 127.0.0.1:{port})", style="dim"),
     )
     if as_json:
         print_json({"session": result.session_id, "steps": result.steps, "exit_code": result.exit_code})
     extra = f", {result.vetoed} vetoed by the pre-step hook" if result.vetoed else ""
-    info(f"rewind: recorded session [bold]{result.session_id}[/bold]: {result.steps} steps{extra}, "
-         f"exit {result.exit_code}  (rewind show {result.session_id})")
+    info(styled("rewind: recorded session ", (result.session_id, "bold"), f": {result.steps} steps{extra}, "
+                f"exit {result.exit_code}  (rewind show {result.session_id})"))
     raise typer.Exit(result.exit_code)
 
 
@@ -109,14 +107,14 @@ def replay(
 
     def on_event(event: object) -> None:
         if isinstance(event, Miss):
-            info(f"[red]{event.message()}[/red]")
+            info(event.message(), style="red")
         elif isinstance(event, Drift):
             what = "; ".join(str(d) for d in event.diffs[:3]) or "no semantic field"
-            info(f"[yellow]rewind: step {event.step} served from the recording, but the request drifted: "
-                 f"{what}[/yellow]")
+            info(f"rewind: step {event.step} served from the recording, but the request drifted: {what}",
+                 style="yellow")
 
     result = replay_run(
-        repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
+        repo, target, list(trailing or []) or None, env=current_settings().environ, latency=Latency.parse(latency),
         on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
         settings=settings_from(upstream, None), out=sys.stdout.buffer, on_event=on_event, on_error=_error,
     )
@@ -154,22 +152,22 @@ def _print_replay(result, summary) -> None:
     info(f"rewind: replayed {result.session_id}/{result.timeline}: {summary['served']} steps served, "
          f"{summary['misses']} misses" + (f", {summary['drifted']} drifted" if stats.drifts else ""))
     if result.new_timeline:
-        info(f"rewind: {result.new_steps} live steps recorded on timeline "
-             f"[bold]{result.session_id}/{result.new_timeline}[/bold] (forked at step {result.fork_point}); "
-             "HEAD follows it")
+        info(styled(f"rewind: {result.new_steps} live steps recorded on timeline ",
+                    (f"{result.session_id}/{result.new_timeline}", "bold"),
+                    f" (forked at step {result.fork_point}); HEAD follows it"))
     sv = result.savings
     info(f"rewind: saved {sv.steps} calls, {sv.tokens:,} tokens, {money(sv.cost_usd)}, {sv.seconds:.1f} s")
     if result.output_identical is True:
-        info("rewind: [green]output identical to the recording[/green]")
+        info(styled("rewind: ", ("output identical to the recording", "green")))
     elif result.output_identical is False:
-        info("rewind: [yellow]output differs from the recording:[/yellow]")
+        info(styled("rewind: ", ("output differs from the recording:", "yellow")))
         if result.recorded_stdout is not None:
             import difflib
 
             old = result.recorded_stdout.decode(errors="replace").splitlines()
             new = result.stdout.decode(errors="replace").splitlines()
             for line in list(difflib.unified_diff(old, new, "recorded", "replayed", lineterm=""))[:60]:
-                print(line, file=sys.stderr)
+                print(safe_text(line), file=sys.stderr)  # the recorded side may be anyone's
 
 
 def proxy(
@@ -191,13 +189,13 @@ def proxy(
     recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()),
                         on_error=_error)
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, _error)
-    running = start_proxy(repo, handler, settings.routes(os.environ), port=port, on_error=_error)
+    running = start_proxy(repo, handler, settings.routes(current_settings().environ), port=port, on_error=_error)
     flusher = IdleFlusher(recorder, handler, _error).start()
     env = running.child_env({})
     info(f"rewind: proxy listening on 127.0.0.1:{running.port}; export these in the agent's shell:")
     for key in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "HTTPS_PROXY",
                 "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
-        print(f"export {key}={env[key]}", flush=True)
+        print(f"export {key}={safe_text(env[key])}", flush=True)
     info("rewind: each X-Rewind-Session header value is its own session; Ctrl-C finishes and packs")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -210,6 +208,6 @@ def proxy(
     flusher.stop()
     writers = recorder.finish()
     for w in writers:
-        info(f"rewind: recorded session [bold]{w.id}[/bold]: {w.steps} steps")
+        info(styled("rewind: recorded session ", (w.id, "bold"), f": {w.steps} steps"))
     if not writers:
         info("rewind: no calls were made; nothing recorded")

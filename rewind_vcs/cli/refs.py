@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rewind_vcs.cli.common import console, info, open_repo, print_json
+from rewind_vcs.cli.common import info, open_repo, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -59,8 +59,12 @@ def tag(
         if as_json:
             print_json(rows)
         else:
-            for row in rows:
-                console().print(f"{row['name']}\t{row['target']}")
+            import sys
+
+            from rewind_vcs.cli.safe import safe_text
+
+            sys.stdout.write("".join(f"{safe_text(r['name'])}\t{safe_text(r['target'])}\n" for r in rows))
+            sys.stdout.flush()
         return
     if not valid_tag_name(name):
         raise RefError(f"'{name}' is not a valid tag name",

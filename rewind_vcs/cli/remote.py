@@ -9,7 +9,6 @@ kind of per-ref lines.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from rewind_vcs.cli.common import err_console, info, open_repo, print_json
+from rewind_vcs.cli.safe import safe_text
+from rewind_vcs.cli.settings import current as settings
 
 if TYPE_CHECKING:
     from rewind_vcs.store.remote import Credentials, Progress, TransferResult
@@ -176,13 +177,14 @@ def credentials() -> Credentials:
 
     home = Path.home() / ".ssh"
     keys = tuple(home / k for k in _SSH_KEYS if (home / k).is_file() and (home / f"{k}.pub").is_file())
-    helper_env = dict(os.environ)
+    env = settings()
+    helper_env = dict(env.environ)
     if not sys.stdin.isatty():
         helper_env["GIT_TERMINAL_PROMPT"] = "0"
     return Credentials(
-        token=os.environ.get("REWIND_GIT_TOKEN") or os.environ.get("GIT_TOKEN") or None,
-        username=os.environ.get("REWIND_GIT_USERNAME") or None,
-        ssh_agent=bool(os.environ.get("SSH_AUTH_SOCK")),
+        token=env.git_token,
+        username=env.git_username,
+        ssh_agent=env.ssh_agent,
         ssh_keys=keys,
         credential_helper=shutil.which("git") is not None,
         helper_env=helper_env,
@@ -211,14 +213,14 @@ def _progress() -> Iterator[Callable[[Progress], None] | None]:
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
                    TextColumn("{task.fields[count]}"), console=con, transient=True)
     state: dict[str, object] = {"phase": None, "task": None}
 
     def update(p: Progress) -> None:
         text = _PHASE_TEXT.get(p.phase.value, p.phase.value)
         if p.message:
-            text = p.message.replace("\r", " ").strip()[:60] or text
+            text = safe_text(p.message.replace("\r", " ").strip()[:60]) or text  # the remote's words
         if p.phase != state["phase"]:
             if state["task"] is not None:
                 bar.update(state["task"], visible=False)
@@ -258,9 +260,7 @@ def _report(result: TransferResult, word: str, as_json: bool, nothing: str | Non
 
 
 def _say(line: str) -> None:
-    from rich.markup import escape
-
-    info(escape(line))
+    info(line)  # plain text, controls made visible: URLs and ref names come from the remote
 
 
 def _size(n: int) -> str:

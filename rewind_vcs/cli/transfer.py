@@ -37,7 +37,7 @@ def _progress() -> Iterator[ProgressFn | None]:
         return
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    bars = Progress(TextColumn("{task.description:<20}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+    bars = Progress(TextColumn("{task.description:<20}", markup=False), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                     console=console, transient=True)
     tasks: dict[str, int] = {}
 
@@ -117,7 +117,7 @@ def import_(
     else:
         info(f"Already imported: {file} changes nothing here ({what}, {len(result.refs)} refs already present)")
     for conflict in result.conflicts:
-        info(f"[yellow]conflict:[/yellow] {conflict.reason}; left as it is")
+        info(f"conflict: {conflict.reason}; left as it is", style="yellow")
     if result.conflicts:
         raise ConflictError(
             f"{len(result.conflicts)} ref{'s' * (len(result.conflicts) != 1)} of {file} conflict with this "
