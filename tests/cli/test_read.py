@@ -106,3 +106,37 @@ def test_init_is_harmless_twice_and_rewind_dir_overrides(tmp_path, cli):
     factories.write_session(Repo.open(other), 1, name="far")
     out = json.loads(cli("log", "--json", env={"REWIND_DIR": str(other / ".rewind")}, check=True).stdout)
     assert out[0]["name"] == "far"
+
+
+@pytest.fixture
+def big_step(tmp_path):
+    """A step whose response body is 20 MB (a model dumping a file, a huge tool result)."""
+    from rewind_vcs.store.records import EndInfo
+
+    repo = Repo.init(tmp_path)
+    w = repo.create_session(name="big", command=["agent"], cwd="/tmp")
+    ex = factories.exchange("hi")
+    ex.response = factories.chat_response("word " * (4 * 1024 * 1024) + "THE-END")
+    w.append(ex, factories.info())
+    w.finish(EndInfo(exit_code=0))
+    return w.id
+
+
+def test_show_of_a_huge_step_is_bounded_and_full_prints_all(big_step, cli):
+    import time
+
+    from rewind_vcs.cli.read import BODY_LIMIT
+
+    t0 = time.perf_counter()
+    shown = cli("show", f"{big_step}@step-1", check=True)
+    took = time.perf_counter() - t0
+    assert len(shown.stdout) < 4 * BODY_LIMIT + 20_000, len(shown.stdout)  # the box adds its borders
+    assert "THE-END" not in shown.stdout
+    last = shown.stdout.strip().splitlines()[-1]
+    assert "20.0 MB more of this body not shown" in last and f"rewind show {big_step}/main@step-1 --full" in last
+    assert took < 30, took  # 59 s before, on an idle machine; seconds now even under load
+    full = cli("show", f"{big_step}@step-1", "--full", check=True)
+    assert len(full.stdout) > 20 * 1024 * 1024 and "THE-END" in full.stdout
+    assert "not shown" not in full.stdout
+    data = json.loads(cli("show", f"{big_step}@step-1", "--json", check=True).stdout)
+    assert data["response"]["body"]["choices"][0]["message"]["content"].endswith("THE-END")
