@@ -102,10 +102,17 @@ def test_markup_is_printed_as_text_not_obeyed(hostile):
 
 
 def test_share_and_its_line_are_inert(hostile):
+    """The command's line, and the page: its static parts and its data hold no raw control or bidi
+    character (the data is ASCII JSON; the script shows such characters as escapes too)."""
     tmp_path, repo, good, bad = hostile
     for extra in ((), ("--include-content",)):
-        proc = cli(tmp_path, "share", bad, "-o", str(tmp_path / "page.html"), *extra)
+        page = tmp_path / "page.html"
+        proc = cli(tmp_path, "share", bad, "-o", str(page), *extra)
         assert_inert(proc)
+        html = page.read_text(encoding="utf-8")
+        assert not FORBIDDEN.search(html.replace("\n", "")), sorted({hex(ord(c)) for c in FORBIDDEN.findall(html)})
+        assert "\\u202e" in html  # the bidi override of the name, shown as an escape
+        assert "function visible(" in html
 
 
 def test_export_and_import_lines_are_inert(hostile, tmp_path_factory):
