@@ -153,3 +153,19 @@ def test_safe_text_unit():
     safe = safe_json_bytes(raw)
     assert json.loads(safe) == json.loads(raw)
     assert FORBIDDEN.search(raw.decode()) and not FORBIDDEN.search(safe.decode())
+
+
+def test_push_clone_pull_lines_are_inert(hostile, tmp_path_factory):
+    """Ref names a remote supplies (a bidi override in a timeline or tag name) are shown inert."""
+    import pygit2
+
+    tmp_path, repo, good, bad = hostile
+    remote = tmp_path_factory.mktemp("remote") / "team.git"
+    pygit2.init_repository(str(remote), bare=True)
+    for args in (("remote", "add", "origin", str(remote)), ("push", "origin"), ("remote", "list")):
+        assert_inert(cli(tmp_path, *args), code=None)
+    elsewhere = tmp_path_factory.mktemp("clone")
+    assert_inert(run_cli("clone", str(remote), str(elsewhere / "c"), cwd=elsewhere), code=None)
+    if (elsewhere / "c" / ".rewind").exists():
+        for args in (("pull",), ("log",), ("tag",), ("fsck",)):
+            assert_inert(run_cli(*args, cwd=elsewhere / "c"), code=None)
