@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperGroup
 
 from rewind_vcs.cli.common import info, open_repo, print_json
 from rewind_vcs.cli.common import write_lines as _write
+from rewind_vcs.cli.helpfmt import WrappingGroup
 from rewind_vcs.cli.safe import safe_text
 from rewind_vcs.cli.settings import current as settings
 
@@ -93,7 +93,7 @@ def _two_session_form(word: str) -> bool:
     return True
 
 
-class BisectGroup(TyperGroup):
+class BisectGroup(WrappingGroup):
     """``rewind bisect GOOD BAD`` beside the subcommands: two refs that are not a subcommand (or
     ``good bad`` when no bisect is in progress, the demo's tags) mean the two-session bisect."""
 

@@ -17,11 +17,11 @@ import sys
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from rewind_vcs.cli import maint, read, refs
 from rewind_vcs.cli import settings as settings_mod
 from rewind_vcs.cli.common import reset_consoles
+from rewind_vcs.cli.helpfmt import WrappingGroup, short_help
 from rewind_vcs.cli.safe import safe_text
 
 #: ``rewind --help`` lists the commands in these groups, in this order (as ``git help`` does).
@@ -36,21 +36,11 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def short_help(cmd: Any) -> str:
-    """A command's one-liner in full: its ``short_help``, else its help's first paragraph."""
-    text = cmd.short_help or (cmd.help or "").strip().split("\n\n")[0]
-    return " ".join(text.split())
-
-
-class RewindGroup(TyperGroup):
+class RewindGroup(WrappingGroup):
     """The top level: commands grouped as git groups them, their descriptions wrapped, never cut."""
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
-        commands = {}
-        for name in self.list_commands(ctx):
-            cmd = self.get_command(ctx, name)
-            if cmd is not None and not cmd.hidden:
-                commands[name] = cmd
+        commands = self.visible_commands(ctx)
         placed: set[str] = set()
         for title, names in SECTIONS:
             rows = [(n, short_help(commands[n])) for n in names if n in commands]

@@ -130,3 +130,9 @@ def test_main_help_fits_80_columns_and_cuts_nothing(rewind):
         assert f"\n  {name} " in proc.stdout, name
     flat = " ".join(proc.stdout.split())
     assert "its local CA; running it again is harmless." in flat and "like git's lightweight tags." in flat
+
+
+def test_group_help_cuts_nothing_either(cli):
+    proc = cli("bisect", "--help", env={"COLUMNS": "80"}, check=True)
+    commands = proc.stdout[proc.stdout.index("Commands:"):]
+    assert "..." not in commands and "(in recording order)." in " ".join(commands.split())
