@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rewind_vcs.cli.safe import safe_json_bytes, safe_text
+from rewind_vcs.cli.safe import UNSAFE, safe_json_bytes, safe_text
 from rewind_vcs.cli.settings import current as settings
 
 if TYPE_CHECKING:
@@ -164,7 +164,8 @@ def print_rows(columns: list[str], rows: list[list[str]], *, right: Collection[s
     """
     color = sys.stdout.isatty() and not settings().no_color
     styles = styles or {}
-    rows = [[safe_text(cell) for cell in row] for row in rows]
+    if UNSAFE.search(" ".join(" ".join(row) for row in rows)):  # one scan; cell by cell only when needed
+        rows = [[safe_text(cell) for cell in row] for row in rows]
     for col, limit in (max_width or {}).items():
         i = columns.index(col)
         for row in rows:
