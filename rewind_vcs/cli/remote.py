@@ -31,7 +31,10 @@ _SSH_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 
 def register(app: typer.Typer) -> None:
+    from rewind_vcs.cli.helpfmt import WrappingGroup
+
     group = typer.Typer(
+        cls=WrappingGroup,
         help="Remotes: the git servers sessions are pushed to and fetched from (any git URL or path).",
         no_args_is_help=False,
         add_completion=False,
