@@ -3,40 +3,39 @@
 ``rewind bisect GOOD BAD`` finds the first step at which BAD departs from
 GOOD; ``rewind bisect start GOOD BAD`` then ``good`` / ``bad`` / ``skip`` /
 ``run`` / ``log`` / ``reset`` bisect the sessions recorded between them, as git
-bisects commits. The logic lives in ``rewind_vcs.analysis``; this module
-parses, runs the user's test command and prints.
+bisects commits. The logic lives in ``rewind_vcs.analysis`` (the ``bisect run``
+loop in :mod:`rewind_vcs.analysis.bisect_run`); this module parses and prints,
+every line made safe by :func:`rewind_vcs.cli.common.write_lines` (the lines
+quote recorded prompts and outputs).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperGroup
 
 from rewind_vcs.cli.common import info, open_repo, print_json
+from rewind_vcs.cli.common import write_lines as _write
+from rewind_vcs.cli.helpfmt import WrappingGroup
+from rewind_vcs.cli.safe import safe_text
+from rewind_vcs.cli.settings import current as settings
 
 if TYPE_CHECKING:
     from rewind_vcs.analysis.bisect_state import BisectRun
     from rewind_vcs.analysis.history import Outcome
+    from rewind_vcs.store.repo import Repo
 
 #: the hidden command behind ``rewind bisect GOOD BAD``
 _COMPARE = "compare"
 _MARKS = ("good", "bad", "skip")
-_BISECT_ENV = "REWIND_BISECT_SESSION"
 
 
 def register(app: typer.Typer) -> None:
     app.command("diff")(diff)
     app.add_typer(bisect_app, name="bisect")
-
-
-def _write(lines: list[str]) -> None:
-    sys.stdout.write("".join(line + "\n" for line in lines))
-    sys.stdout.flush()
 
 
 # --- diff ------------------------------------------------------------------------------------------
@@ -66,13 +65,13 @@ def diff(
 # --- bisect: the group -------------------------------------------------------------------------------
 
 
-def _local_repo():
+def _local_repo() -> Repo | None:
     """The repository here, or None (the command itself will then say what is wrong)."""
     from rewind_vcs.errors import RewindError
     from rewind_vcs.store.repo import Repo
 
     try:
-        override = os.environ.get("REWIND_DIR")
+        override = settings().rewind_dir
         return Repo.open(override) if override else Repo.find(".")
     except RewindError:
         return None
@@ -94,11 +93,11 @@ def _two_session_form(word: str) -> bool:
     return True
 
 
-class BisectGroup(TyperGroup):
+class BisectGroup(WrappingGroup):
     """``rewind bisect GOOD BAD`` beside the subcommands: two refs that are not a subcommand (or
     ``good bad`` when no bisect is in progress, the demo's tags) mean the two-session bisect."""
 
-    def parse_args(self, ctx, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         words = [a for a in args if not a.startswith("-")]
         if words and args[0] not in ctx.help_option_names:
             first = words[0]
@@ -116,7 +115,9 @@ bisect_app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
-    help="Where did it go wrong? 'rewind bisect GOOD BAD [--json]' finds the first step at which BAD "
+    help="Find where a run went wrong: the first step at which one run departs from another, or the "
+    "first bad session in a history of runs.\n\n"
+    "'rewind bisect GOOD BAD [--json]' finds the first step at which BAD "
     "departs from GOOD and its likely cause (model, params, system_prompt, user_input, tools, "
     "tool_result, upstream_error, nondeterminism). 'rewind bisect start GOOD BAD' bisects the "
     "sessions recorded between them, as git bisects commits.",
@@ -193,15 +194,15 @@ def start(
     from rewind_vcs.analysis.history import BisectError
 
     rest = list(refs or [])
-    good = good or (rest.pop(0) if rest else None)
-    bad = bad or (rest.pop(0) if rest else None)
+    good_ref: str | None = good or (rest.pop(0) if rest else None)
+    bad_ref: str | None = bad or (rest.pop(0) if rest else None)
     if rest:
         raise BisectError(f"too many refs: {' '.join(rest)}", hint="rewind bisect start GOOD BAD")
-    if good is None or bad is None:
-        missing = "a good and a bad run" if good is None and bad is None else (
-            "a good run" if good is None else "a bad run")
+    if good_ref is None or bad_ref is None:
+        missing = "a good and a bad run" if good_ref is None and bad_ref is None else (
+            "a good run" if good_ref is None else "a bad run")
         raise BisectError(f"bisect start needs {missing}", hint="rewind bisect start GOOD BAD")
-    run = BisectRun.start(open_repo(), good, bad, name)
+    run = BisectRun.start(open_repo(), good_ref, bad_ref, name)
     info(f"rewind: bisecting {len(run.bisection.history)} sessions from {run.bisection.history[0]} (good) "
          f"to {run.bisection.history[-1]} (bad)")
     _report(run, run.outcome(), as_json=as_json)
@@ -254,36 +255,26 @@ def run_cmd(command: list[str] = typer.Argument(..., metavar="CMD [ARGS]...", he
     """
     import shutil
 
+    from rewind_vcs.analysis.bisect_run import run_bisect, subprocess_runner
     from rewind_vcs.analysis.bisect_state import BisectRun
-    from rewind_vcs.analysis.history import BisectError, OutcomeKind, verdict_for_exit
+    from rewind_vcs.analysis.history import BisectError, OutcomeKind
     from rewind_vcs.analysis.render import outcome_lines
 
-    repo = open_repo()
-    run = BisectRun.load(repo)
+    run = BisectRun.load(open_repo())
     outcome = run.outcome()
     shown = " ".join(command)
     if shutil.which(command[0]) is None:
         raise BisectError(f"bisect run cannot start '{command[0]}': no such executable",
                           hint="give a command that exists and is executable")
-    while outcome.kind is OutcomeKind.NEXT:
-        candidate = outcome.candidate
-        assert candidate is not None
-        run.checkout(candidate)
+    start_process = subprocess_runner(settings().environ)
+
+    def announced(cmd: Sequence[str], candidate: str) -> int:
         info(f"running '{shown}' on {candidate}")
-        env = {**os.environ, _BISECT_ENV: candidate}
-        try:
-            code = subprocess.run(command, env=env, stdin=subprocess.DEVNULL).returncode
-        except OSError as exc:
-            raise BisectError(f"bisect run cannot start '{command[0]}': {exc.strerror or exc}",
-                              hint="give a command that exists and is executable") from None
-        verdict = verdict_for_exit(code)
-        if verdict is None:
-            raise BisectError(f"bisect run stopped: '{shown}' exited with {code} on {candidate} "
-                              "(128 or more, or a signal, aborts)",
-                              hint="fix the command, then 'rewind bisect run' again; 'rewind bisect log' "
-                                   "shows the verdicts so far")
-        info(f"{candidate}: exit {code} -> {verdict.value}")
-        outcome = run.mark(candidate, verdict)
+        return start_process(cmd, candidate)
+
+    for trial in run_bisect(run, command, announced):
+        info(f"{trial.candidate}: exit {trial.exit_code} -> {trial.verdict.value}")
+        outcome = trial.outcome
         if outcome.kind is OutcomeKind.NEXT:
             _write(outcome_lines(outcome, run.labels))
     _report(run, outcome, announce=False)
@@ -298,7 +289,7 @@ def log_cmd() -> None:
     """What this bisect did so far (verdicts as replayable commands)."""
     from rewind_vcs.analysis.bisect_state import read_log
 
-    sys.stdout.write(read_log(open_repo()))
+    sys.stdout.write(safe_text(read_log(open_repo()), multiline=True))
     sys.stdout.flush()
 
 

@@ -1,17 +1,25 @@
-"""What every command shares: finding the repository, printing JSON, the console.
+"""What every command shares: finding the repository, printing JSON, the consoles.
 
-Only the CLI reads the environment (``REWIND_DIR``) and prints.
+Only the CLI reads the environment (through :mod:`rewind_vcs.cli.settings`) and
+prints. Everything printed here is made safe first (:mod:`rewind_vcs.cli.safe`):
+the consoles never parse markup, :func:`info` escapes control characters in its
+whole message, :func:`print_rows` in every cell, :func:`print_json` the few
+characters JSON leaves raw.
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from rewind_vcs.cli.safe import UNSAFE, safe_json_bytes, safe_text
+from rewind_vcs.cli.settings import current as settings
+
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from rewind_vcs.store.repo import Repo
 
@@ -19,12 +27,18 @@ _console: Console | None = None
 _err_console: Console | None = None
 
 
+def reset_consoles() -> None:
+    """Forget the consoles (each command makes its own: width, colour and terminal are read then)."""
+    global _console, _err_console
+    _console = _err_console = None
+
+
 def console() -> Console:
     global _console
     if _console is None:
         from rich.console import Console
 
-        _console = Console(highlight=False)
+        _console = Console(highlight=False, markup=False, emoji=False)
     return _console
 
 
@@ -33,7 +47,7 @@ def err_console() -> Console:
     if _err_console is None:
         from rich.console import Console
 
-        _err_console = Console(stderr=True, highlight=False)
+        _err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
     return _err_console
 
 
@@ -42,7 +56,7 @@ def open_repo(create: bool = False) -> Repo:
     from rewind_vcs.errors import NotARepositoryError
     from rewind_vcs.store.repo import Repo
 
-    override = os.environ.get("REWIND_DIR")
+    override = settings().rewind_dir
     if override:
         repo = Repo.open(override)
     else:
@@ -82,13 +96,38 @@ def _recover(repo: Repo) -> None:
 def print_json(data: Any) -> None:
     import orjson
 
-    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    out = orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
+    sys.stdout.buffer.write(safe_json_bytes(out))
     sys.stdout.flush()
 
 
-def info(message: str) -> None:
-    """rewind's own messages go to stderr, so a child's stdout stays clean."""
+def info(message: str | Text = "", *, style: str | None = None) -> None:
+    """One line of rewind's own on stderr, so a child's stdout stays clean.
+
+    A ``str`` is printed as plain text (never parsed as markup) with every control
+    character made visible, newlines included; ``style`` colours the whole line.
+    A ``Text`` (built with :func:`rewind_vcs.cli.safe.styled`) is printed as it is.
+    """
+    from rich.text import Text
+
+    if isinstance(message, str):
+        message = Text(safe_text(message), style=style or "")
     err_console().print(message, soft_wrap=True)
+
+
+def out(message: str | Text = "", *, style: str | None = None) -> None:
+    """As :func:`info`, on stdout (what a command shows as its result)."""
+    from rich.text import Text
+
+    if isinstance(message, str):
+        message = Text(safe_text(message), style=style or "")
+    console().print(message, soft_wrap=True)
+
+
+def write_lines(lines: list[str]) -> None:
+    """Plain lines on stdout, each made safe (one line each: a newline inside is shown as ``\\n``)."""
+    sys.stdout.write("".join(safe_text(line) + "\n" for line in lines))
+    sys.stdout.flush()
 
 
 _WHEN: dict[int, str] = {}
@@ -122,15 +161,19 @@ def ms(value: float | None) -> str:
 ANSI = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "magenta": "35", "dim": "2", "bold": "1"}
 
 
-def print_rows(columns: list[str], rows: list[list[str]], *, right: set[str] = frozenset(),
-               styles: dict[str, Any] | None = None, max_width: dict[str, int] | None = None) -> None:
+def print_rows(columns: list[str], rows: list[list[str]], *, right: Collection[str] = frozenset(),
+               styles: dict[str, Callable[[str], str | None]] | None = None,
+               max_width: dict[str, int] | None = None) -> None:
     """A plain aligned table, fast for 10,000 rows (rich's Table takes seconds there).
 
+    Every cell is made safe (one line, controls visible) before it is measured.
     ``styles`` maps a column to a function of the cell giving an ANSI colour
     name; colours are used only on a terminal.
     """
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = sys.stdout.isatty() and not settings().no_color
     styles = styles or {}
+    if UNSAFE.search(" ".join(" ".join(row) for row in rows)):  # one scan; cell by cell only when needed
+        rows = [[safe_text(cell) for cell in row] for row in rows]
     for col, limit in (max_width or {}).items():
         i = columns.index(col)
         for row in rows:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
 
 from rewind_vcs.cli.common import info, open_repo
+from rewind_vcs.cli.settings import current as settings
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +21,7 @@ def demo() -> None:
     repo = open_repo(create=True)
     info("rewind demo: recording a research agent (supervisor, researcher with a search tool, writer) "
          "against a built-in fake provider; no API key, no network")
-    result = run_demo(repo, python=sys.executable, env=os.environ)
+    result = run_demo(repo, python=sys.executable, env=settings().environ)
     r = result.replay
     good, bad = result.good, result.bad
     info(f"  good run   {good.session_id}  {good.steps} steps  (tag: good, name: research-good)")
@@ -30,7 +30,8 @@ def demo() -> None:
     verdict = "output identical to the recording" if r.output_identical else "output DIFFERS"
     info(f"  replayed the stale run with the fake provider stopped: {len(r.stats.served)} steps served, "
          f"{len(r.stats.misses)} misses, {verdict}")
-    info("\nTry next:")
+    info()
+    info("Try next:")
     for line in _next_steps():
         info(f"  {line}")
 

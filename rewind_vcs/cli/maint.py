@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from rewind_vcs.cli.common import console, info, open_repo, print_json
+from rewind_vcs.cli.common import info, open_repo, out, print_json
+from rewind_vcs.cli.safe import styled
+
+if TYPE_CHECKING:
+    from rewind_vcs.store.repo import Repo
 
 if TYPE_CHECKING:
     from rewind_vcs.store.repo import Repo
@@ -36,10 +39,13 @@ def init(path: Path = typer.Argument(Path("."), help="Directory to hold .rewind/
 
 def user_ca_dir() -> Path:
     """Where your CA lives, outside every project: $REWIND_CA_DIR, else $XDG_DATA_HOME/rewind/ca."""
-    override = os.environ.get("REWIND_CA_DIR")
+    from rewind_vcs.cli.settings import current
+
+    environ = current().environ
+    override = environ.get("REWIND_CA_DIR")
     if override:
         return Path(override).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    data = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data) / "rewind" / "ca"
 
 
@@ -90,10 +96,8 @@ def fsck(as_json: bool = typer.Option(False, "--json", help="Print problems as J
         print_json({"ok": report.ok, "sessions": report.sessions, "steps": report.steps,
                     "problems": report.problems})
     else:
-        from rich.markup import escape
-
-        for p in report.problems:  # problems quote repository data: never parsed as markup
-            console().print(f"[red]problem[/red] {escape(p)}", soft_wrap=True)
+        for p in report.problems:
+            out(styled(("problem", "red"), " ", p))
         info(f"checked {report.sessions} sessions, {report.steps} steps: "
              + ("ok" if report.ok else f"{len(report.problems)} problems"))
     if not report.ok:

@@ -1,14 +1,41 @@
-"""Reading a repository: ``log`` (``list``), ``show`` (``inspect``), ``status``, ``timelines``."""
+"""Reading a repository: ``log`` (``list``), ``show`` (``inspect``), ``status``, ``timelines``.
+
+The rows come from :mod:`rewind_vcs.analysis.rows` (the ``--json`` schema);
+this module prints them. Every recorded string goes through
+:mod:`rewind_vcs.cli.safe` on its way out, and ``show`` of a step prints a
+bounded view of its bodies (``--full`` for all of them).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rewind_vcs.cli.common import console, money, ms, open_repo, print_json, when
+from rewind_vcs.cli.common import (
+    console,
+    info,
+    money,
+    ms,
+    open_repo,
+    out,
+    print_json,
+    print_rows,
+    when,
+)
+from rewind_vcs.cli.safe import safe_text, styled
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.text import Text
+
+    from rewind_vcs.analysis.trace import TraceNode
+    from rewind_vcs.store.repo import Repo
+    from rewind_vcs.store.resolve import Target
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "error": "red", "incomplete": "yellow", "recording": "cyan"}
+#: ``show REF@step-N`` prints this much of each body (characters) unless ``--full``
+BODY_LIMIT = 16 * 1024
 
 
 def register(app: typer.Typer) -> None:
@@ -20,17 +47,21 @@ def register(app: typer.Typer) -> None:
     app.command("timelines")(timelines)
 
 
-def _styled(status: str) -> str:
-    style = STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/{style}]" if style else status
+def _styled(status: str) -> tuple[str, str]:
+    return status, STATUS_STYLE.get(status, "")
 
 
 def log(
     ref: str = typer.Argument(None, help="A session or timeline: list its steps. Without it: list sessions."),
-    n: int = typer.Option(None, "-n", "--max-count", help="Show at most N rows."),
+    n: int = typer.Option(None, "-n", "--max-count", help="Show at most N rows (N >= 1)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Sessions, newest first; or, with REF, the steps of that timeline."""
+    if n is not None and n < 1:
+        from rewind_vcs.errors import ConfigError
+
+        raise ConfigError(f"-n {n}: the number of rows to show must be 1 or more",
+                          hint="omit -n to show them all")
     repo = open_repo()
     if ref is None:
         _log_sessions(repo, n, as_json)
@@ -38,77 +69,43 @@ def log(
         _log_steps(repo, ref, n, as_json)
 
 
-def _log_sessions(repo, n: int | None, as_json: bool) -> None:
-    listing = repo.session_listing()
-    sessions = listing.sessions
-    if listing.skipped:
-        from rewind_vcs.cli.common import info
+def _log_sessions(repo: Repo, n: int | None, as_json: bool) -> None:
+    from rewind_vcs.analysis.rows import session_rows
 
+    listing = repo.session_listing()
+    if listing.skipped:
         info(f"note: {len(listing.skipped)} session(s) could not be read and are not listed; "
              "run 'rewind fsck' for details")
-    if n is not None:
-        sessions = sessions[:n]
+    rows = session_rows(repo, n, listing.sessions)
     if as_json:
-        print_json([s.to_json() for s in sessions])
+        print_json(rows)
         return
-    if not sessions:
-        console().print("no sessions yet: record one with 'rewind record -- <command>' or try 'rewind demo'",
-                        soft_wrap=True)
+    if not rows:
+        out("no sessions yet: record one with 'rewind record -- <command>' or try 'rewind demo'")
         return
-    from rewind_vcs.cli.common import print_rows
-
     print_rows(
         ["id", "name", "started", "steps", "tokens", "cost", "status", "timelines"],
-        [[s.id, s.name or " ".join(s.command) or "-", when(s.started_at), str(s.steps), f"{s.tokens:,}",
-          money(s.cost_usd), s.status.value, str(s.timelines)] for s in sessions],
+        [[r["id"], r["name"] or " ".join(r["command"]) or "-", when(r["started_at"]), str(r["steps"]),
+          f"{r['tokens']:,}", money(r["cost_usd"]), r["status"], str(r["timelines"])] for r in rows],
         right={"steps", "tokens", "cost", "timelines"},
         styles={"status": STATUS_STYLE.get},
         max_width={"name": 32},
     )
 
 
-def step_row(step) -> dict[str, Any]:
-    info = step.info
-    return {
-        "n": info.n,
-        "kind": info.kind.value,
-        "provider": info.provider,
-        "endpoint": info.endpoint,
-        "model": info.model,
-        "summary": info.summary,
-        "latency_ms": round(info.latency_ms, 3),
-        "ttft_ms": info.ttft_ms,
-        "input_tokens": info.usage.input_tokens,
-        "output_tokens": info.usage.output_tokens,
-        "tokens": info.usage.total,
-        "cost_usd": info.cost_usd,
-        "status": info.status.value,
-        "http_status": info.http_status,
-        "error": info.error,
-        "span": info.span,
-        "started_at": info.started_at,
-        "commit": step.commit_id,
-    }
+def _log_steps(repo: Repo, ref: str, n: int | None, as_json: bool) -> None:
+    from rewind_vcs.analysis.rows import step_rows, target_timeline
 
-
-def _log_steps(repo, ref: str, n: int | None, as_json: bool) -> None:
     target = repo.resolve(ref)
-    timeline = repo.session(target.session_id).timeline(target.timeline or "main")
-    steps = timeline.steps
-    if target.step is not None:
-        steps = steps[: target.step]
-    if n is not None:
-        steps = steps[:n]
-    rows = [step_row(s) for s in steps]
+    rows = step_rows(repo, target, n)
     if as_json:
         print_json(rows)
         return
-    from rewind_vcs.cli.common import print_rows
-
-    console().print(f"[bold]{timeline.session.id}/{timeline.name}[/bold]")
+    timeline = target_timeline(repo, target)
+    out(f"{timeline.session.id}/{timeline.name}", style="bold")
     print_rows(
         ["#", "kind", "provider", "model", "summary", "latency", "tokens", "status"],
-        [[str(r["n"]), r["kind"], r["provider"], r["model"] or "-", (r["summary"] or "").replace("\n", " "),
+        [[str(r["n"]), r["kind"], r["provider"], r["model"] or "-", " ".join((r["summary"] or "").split()),
           ms(r["latency_ms"]), f"{r['tokens']:,}", r["status"]] for r in rows],
         right={"#", "latency", "tokens"},
         styles={"status": STATUS_STYLE.get},
@@ -119,21 +116,24 @@ def _log_steps(repo, ref: str, n: int | None, as_json: bool) -> None:
 def show(
     ref: str = typer.Argument(..., help="A session, timeline (id/timeline) or step (ref@step-N)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    full: bool = typer.Option(False, "--full", help=f"Print whole bodies (a step shows the first "
+                              f"{BODY_LIMIT // 1024} KB of each by default)."),
 ) -> None:
     """A session as a trace tree, or one step with its request and response decoded."""
     repo = open_repo()
     target = repo.resolve(ref)
     if target.step is not None:
-        _show_step(repo, target, as_json)
+        _show_step(repo, target, as_json, full)
     else:
         _show_session(repo, target, as_json)
 
 
-def _show_session(repo, target, as_json: bool) -> None:
+def _show_session(repo: Repo, target: Target, as_json: bool) -> None:
+    from rewind_vcs.analysis.rows import step_row, target_timeline
     from rewind_vcs.analysis.trace import build_trace
 
-    session = repo.session(target.session_id)
-    timeline = session.timeline(target.timeline or "main")
+    timeline = target_timeline(repo, target)
+    session = timeline.session
     tree = build_trace(timeline)
     end = timeline.end
     if as_json:
@@ -151,34 +151,38 @@ def _show_session(repo, target, as_json: bool) -> None:
         return
     from rich.tree import Tree
 
-    def label(node) -> str:
-        bits = []
-        if node.step is not None and node.kind != "tool_call":
-            bits.append(f"[bold]#{node.step}[/bold]")
-        icon = {"span": "agent", "llm": "llm", "tool": "tool", "http": "http", "tool_call": "-> tool"}.get(node.kind)
-        if icon:
-            bits.append(f"[dim]{icon}[/dim]")
-        bits.append(node.label if node.kind != "span" else f"[bold cyan]{node.label}[/bold cyan]")
-        if node.kind != "tool_call":
-            if node.model:
-                bits.append(f"[magenta]{node.model}[/magenta]")
-            bits.append(f"[dim]{node.tokens:,} tok, {ms(node.latency_ms)}, {money(node.cost_usd)}[/dim]")
-        if node.status == "error":
-            bits.append(f"[red]{node.error or 'error'}[/red]")
-        return " ".join(bits)
-
     info = session.info
     exit_text = "still recording or interrupted" if end is None else f"exit {end.exit_code}"
-    root = Tree(f"[bold]{session.id}/{timeline.name}[/bold] {info.name or ''} "
-                f"[dim]{' '.join(info.command)} · {when(info.started_at)} · {exit_text} · "
-                f"{tree.tokens:,} tok · {money(tree.cost_usd)}[/dim] {_styled(timeline.status.value)}")
+    root = Tree(styled(
+        (f"{session.id}/{timeline.name}", "bold"), " ", info.name or "", " ",
+        (f"{' '.join(info.command)} · {when(info.started_at)} · {exit_text} · "
+         f"{tree.tokens:,} tok · {money(tree.cost_usd)}", "dim"), " ", _styled(timeline.status.value)))
 
-    def add(parent, node) -> None:
+    def add(parent: Tree, node: TraceNode) -> None:
         for child in node.children:
-            add(parent.add(label(child)), child)
+            add(parent.add(_node_label(child)), child)
 
     add(root, tree)
     console().print(root)
+
+
+_ICONS = {"span": "agent", "llm": "llm", "tool": "tool", "http": "http", "tool_call": "-> tool"}
+
+
+def _node_label(node: TraceNode) -> Text:
+    parts: list[str | tuple[object, str]] = []
+    if node.step is not None and node.kind != "tool_call":
+        parts += [(f"#{node.step}", "bold"), " "]
+    if icon := _ICONS.get(node.kind):
+        parts += [(icon, "dim"), " "]
+    parts.append((node.label, "bold cyan") if node.kind == "span" else node.label)
+    if node.kind != "tool_call":
+        if node.model:
+            parts += [" ", (node.model, "magenta")]
+        parts += [" ", (f"{node.tokens:,} tok, {ms(node.latency_ms)}, {money(node.cost_usd)}", "dim")]
+    if node.status == "error":
+        parts += [" ", (node.error or "error", "red")]
+    return styled(*parts)
 
 
 def _body_view(data: bytes, content_type: str | None) -> Any:
@@ -196,7 +200,12 @@ def _body_view(data: bytes, content_type: str | None) -> Any:
     return text
 
 
-def _show_step(repo, target, as_json: bool) -> None:
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 1024 else f"{n / 1024:,.0f} KB" if n < 1024 * 1024 else f"{n / 2**20:,.1f} MB"
+
+
+def _show_step(repo: Repo, target: Target, as_json: bool, full: bool) -> None:
+    from rewind_vcs.analysis.rows import step_row
     from rewind_vcs.store.format import plain
 
     step = repo.step(target.spec)
@@ -208,7 +217,7 @@ def _show_step(repo, target, as_json: bool) -> None:
         normalised = plain(normalise(step.exchange, hint=step.info.provider))
     except Exception:  # noqa: BLE001 - raw bytes still show
         normalised = None
-    data = {
+    data: dict[str, Any] = {
         "session": target.session_id,
         "timeline": target.timeline,
         "step": step_row(step),
@@ -222,67 +231,80 @@ def _show_step(repo, target, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    from rich.panel import Panel
-    from rich.pretty import Pretty
-    from rich.syntax import Syntax
-
-    row = data["step"]
-    c = console()
-    c.print(f"[bold]{target.session_id}/{target.timeline}@step-{row['n']}[/bold]  {row['kind']} "
-            f"{row['provider']} [magenta]{row['model'] or ''}[/magenta]  {ms(row['latency_ms'])}  "
-            f"{row['tokens']:,} tok  {money(row['cost_usd'])}  {_styled(row['status'])}")
+    row: dict[str, Any] = data["step"]
+    out(styled((f"{target.session_id}/{target.timeline}@step-{row['n']}", "bold"), f"  {row['kind']} ",
+               row["provider"] or "", " ", (row["model"] or "", "magenta"),
+               f"  {ms(row['latency_ms'])}  {row['tokens']:,} tok  {money(row['cost_usd'])}  ",
+               _styled(row["status"])))
     if row["error"]:
-        c.print(f"[red]error:[/red] {row['error']}")
-
-    def body(value: Any):
-        if isinstance(value, dict | list):
-            import orjson
-
-            return Syntax(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode(), "json", word_wrap=True)
-        return Pretty(value) if not isinstance(value, str) else value
-
-    c.print(Panel(body(data["request"]["body"]), title=f"request  {req.method} {data['request']['url']}",
-                  title_align="left"))
+        out(styled(("error:", "red"), " ", row["error"]))
+    hint = f"rewind show {target.describe()} --full"
+    _panel(f"request  {req.method} {data['request']['url']}", data["request"]["body"], full, hint)
     if normalised and normalised.get("output_text") is not None and resp.is_stream:
-        c.print(Panel(normalised.get("output_text") or "", title=f"response {resp.status} (stream, "
-                      f"{len(resp.chunks)} chunks; text reassembled)", title_align="left"))
+        _panel(f"response {resp.status} (stream, {len(resp.chunks)} chunks; text reassembled)",
+               normalised.get("output_text") or "", full, hint)
     else:
-        c.print(Panel(body(data["response"]["body"]), title=f"response {resp.status}", title_align="left"))
+        _panel(f"response {resp.status}", data["response"]["body"], full, hint)
+
+
+def _panel(title: str, value: Any, full: bool, hint: str) -> None:
+    """One body in a titled box: JSON pretty-printed and highlighted, text as it is; at most
+    :data:`BODY_LIMIT` characters of it unless ``full``, with a line saying what was cut."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    is_json = isinstance(value, dict | list)
+    if is_json:
+        import orjson
+
+        from rewind_vcs.cli.safe import safe_json_bytes
+
+        text = safe_json_bytes(orjson.dumps(value, option=orjson.OPT_INDENT_2)).decode()
+    else:
+        text = value if isinstance(value, str) else repr(value)
+    total = len(text)
+    if not full and total > BODY_LIMIT:
+        text = text[:BODY_LIMIT]
+    text = safe_text(text, multiline=True)
+    if full and total > BODY_LIMIT:  # a box and highlighting cost minutes on megabytes: plain text
+        out(styled(("── " + title, "bold")))
+        import sys
+
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return
+    body: RenderableType
+    if is_json:
+        from rich.syntax import Syntax
+
+        body = Syntax(text, "json", word_wrap=True)
+    else:
+        body = Text(text)
+    console().print(Panel(body, title=styled(title), title_align="left"))
+    if total > len(text) and not full:
+        out(f"… {_size(total - BODY_LIMIT)} more of this body not shown ({_size(total)} in all): {hint}",
+            style="dim")
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Where HEAD is, and what the repository holds."""
-    from rewind_vcs.errors import RefError
+    from rewind_vcs.analysis.rows import repository_status
 
     repo = open_repo()
-    sessions = repo.sessions()
-    try:
-        head = repo.resolve("HEAD")
-        head_text = head.describe()
-    except RefError:
-        head, head_text = None, None
-    recording = [s.id for s in sessions if s.status.value == "recording"]
-    incomplete = [s.id for s in sessions if s.status.value == "incomplete"]
+    st = repository_status(repo)
     if as_json:
-        print_json({
-            "repository": str(repo.path),
-            "head": head_text,
-            "detached": bool(head and head.step is not None),
-            "sessions": len(sessions),
-            "recording": recording,
-            "incomplete": incomplete,
-        })
+        print_json(st)
         return
-    c = console()
-    c.print(f"repository {repo.path}")
+    out(f"repository {st['repository']}")
+    head, recording, incomplete = st["head"], st["recording"], st["incomplete"]
     if head is None:
-        c.print("HEAD is not checked out (rewind checkout <session>)")
-    elif head.step is not None:
-        c.print(f"HEAD detached at {head_text} (rewind replay forks a new timeline from here)", soft_wrap=True)
+        out("HEAD is not checked out (rewind checkout <session>)")
+    elif st["detached"]:
+        out(f"HEAD detached at {head} (rewind replay forks a new timeline from here)")
     else:
-        c.print(f"On timeline {head_text}")
-    c.print(f"{len(sessions)} sessions" + (f", {len(recording)} recording" if recording else "")
-            + (f", {len(incomplete)} incomplete" if incomplete else ""))
+        out(f"On timeline {head}")
+    out(f"{st['sessions']} sessions" + (f", {len(recording)} recording" if recording else "")
+        + (f", {len(incomplete)} incomplete" if incomplete else ""))
 
 
 def timelines(
@@ -290,31 +312,22 @@ def timelines(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The timelines of a session with their fork points."""
+    from rewind_vcs.analysis.rows import timeline_rows
+
     repo = open_repo()
     target = repo.resolve(ref)
     session = repo.session(target.session_id)
-    rows = []
-    for t in session.timelines():
-        end = t.end
-        rows.append({
-            "name": t.name,
-            "ref": t.ref,
-            "steps": len(t.steps),
-            "fork_point": t.fork_point,
-            "status": t.status.value,
-            "exit_code": end.exit_code if end else None,
-            "tip": t.tip,
-        })
+    rows = timeline_rows(session)
     if as_json:
         print_json(rows)
         return
     from rich.table import Table
 
-    table = Table(title=f"session {session.id}", box=None, header_style="bold", title_justify="left")
+    table = Table(title=styled(f"session {session.id}"), box=None, header_style="bold", title_justify="left")
     for col in ("timeline", "steps", "forked at", "status", "exit"):
         table.add_column(col)
     for r in rows:
         fork = "-" if r["fork_point"] is None else f"step-{r['fork_point']}"
-        table.add_row(r["name"], str(r["steps"]), fork, _styled(r["status"]),
+        table.add_row(styled(r["name"]), str(r["steps"]), fork, styled(_styled(r["status"])),
                       "-" if r["exit_code"] is None else str(r["exit_code"]))
     console().print(table)

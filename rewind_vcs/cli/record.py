@@ -11,6 +11,8 @@ import typer
 
 from rewind_vcs.cli.common import info, open_repo, print_json
 from rewind_vcs.cli.maint import prepare_ca
+from rewind_vcs.cli.safe import safe_text
+from rewind_vcs.cli.settings import current as current_settings
 
 if TYPE_CHECKING:
     from rewind_vcs.errors import UntrustedCommandError
@@ -35,11 +37,8 @@ def settings_from(upstream: list[str] | None, record_host: list[str] | None, rep
     from rewind_vcs.errors import ConfigError
     from rewind_vcs.proxy.lifecycle import ProxySettings
 
-    ups: dict[str, str] = {}
-    for provider in ("openai", "anthropic", "gemini"):
-        value = os.environ.get(f"REWIND_UPSTREAM_{provider.upper()}")
-        if value:
-            ups[provider] = value
+    env = current_settings()
+    ups: dict[str, str] = dict(env.upstreams)
     for item in upstream or []:
         provider, sep, url = item.partition("=")
         if not sep or not url:
@@ -49,41 +48,26 @@ def settings_from(upstream: list[str] | None, record_host: list[str] | None, rep
     for item in record_host or []:
         host, _, url = item.partition("=")
         hosts[host.strip()] = url.strip() or None
-    timeout = float(os.environ.get("REWIND_UPSTREAM_TIMEOUT", "600"))
     return ProxySettings(upstreams=ups, record_hosts=hosts,
-                         upstream_ca=os.environ.get("REWIND_UPSTREAM_CA") or None, timeout=timeout,
+                         upstream_ca=env.upstream_ca, timeout=env.upstream_timeout(),
                          ca_dir=prepare_ca(repo) if repo is not None else None)
 
 
 def _error(message: str) -> None:
-    from rich.markup import escape
-
-    info(f"[yellow]rewind:[/yellow] {escape(message)}")
+    info(f"rewind: {message}", style="yellow")
 
 
-class _StderrLog(logging.Handler):
-    """The library's warnings, one line each on stderr, control characters made visible."""
-
-    def __init__(self, level: int, *, skip_disk_full: bool = False) -> None:
-        super().__init__(level)
-        self.skip_disk_full = skip_disk_full
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.skip_disk_full and getattr(record, "disk_full", False):
-            return  # the command's last line says it
-        try:
-            text = visible(" ".join(record.getMessage().split()))
-        except Exception:  # noqa: BLE001 - a log line never breaks a recording
-            return
-        sys.stderr.write(f"rewind: {text}\n")
-        sys.stderr.flush()
+class _NoDiskFull(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "disk_full", False)  # the command's last line says it
 
 
 def log_to_stderr(*, skip_disk_full: bool = False) -> None:
-    """Show the library's warnings and errors (recorder, flusher, recovery) while a command runs."""
-    root = logging.getLogger("rewind_vcs")
-    if not any(isinstance(h, _StderrLog) for h in root.handlers):
-        root.addHandler(_StderrLog(logging.WARNING, skip_disk_full=skip_disk_full))
+    """The library's warnings reach stderr through ``cli.main``'s handler (safe, one line each);
+    ``skip_disk_full`` leaves the disk-full warning to the command's own last line."""
+    if skip_disk_full:
+        for handler in logging.getLogger("rewind_vcs").handlers:
+            handler.addFilter(_NoDiskFull())
 
 
 def record(
@@ -100,19 +84,19 @@ def record(
     repo = open_repo(create=True)
     log_to_stderr(skip_disk_full=True)
     result = record_run(
-        repo, cmd, env=os.environ, cwd=os.getcwd(), name=name,
+        repo, cmd, env=current_settings().environ, cwd=os.getcwd(), name=name,
         settings=settings_from(upstream, record_host, repo), out=sys.stdout.buffer, on_error=_error,
-        on_start=lambda sid, port: info(f"[dim]rewind: recording session {sid} (proxy on 127.0.0.1:{port})[/dim]"),
+        on_start=lambda sid, port: info(f"rewind: recording session {sid} (proxy on 127.0.0.1:{port})"),
     )
     if as_json:
         print_json({"session": result.session_id, "steps": result.steps, "exit_code": result.exit_code})
     extra = f", {result.vetoed} vetoed by the pre-step hook" if result.vetoed else ""
     if result.disk_full:
-        info(f"rewind: recording stopped, the disk is full: session [bold]{result.session_id}[/bold] keeps "
+        info(f"rewind: recording stopped, the disk is full: session {result.session_id} keeps "
              f"{result.steps} steps{extra} (incomplete), {result.dropped} later calls were not recorded; "
              f"exit {result.exit_code}")
         raise typer.Exit(result.exit_code or 1)
-    info(f"rewind: recorded session [bold]{result.session_id}[/bold]: {result.steps} steps{extra}, "
+    info(f"rewind: recorded session {result.session_id}: {result.steps} steps{extra}, "
          f"exit {result.exit_code}  (rewind show {result.session_id})")
     raise typer.Exit(result.exit_code)
 
@@ -155,15 +139,15 @@ def replay(
 
     def on_event(event: object) -> None:
         if isinstance(event, Miss):
-            info(f"[red]{event.message()}[/red]")
+            info(f"{event.message()}")
         elif isinstance(event, Drift):
             what = "; ".join(str(d) for d in event.diffs[:3]) or "no semantic field"
-            info(f"[yellow]rewind: step {event.step} served from the recording, but the request drifted: "
-                 f"{what}[/yellow]")
+            info(f"rewind: step {event.step} served from the recording, but the request drifted: "
+                 f"{what}")
 
     def run(allow: bool) -> ReplayResult:
         return replay_run(
-            repo, target, list(trailing or []) or None, env=os.environ, latency=Latency.parse(latency),
+            repo, target, list(trailing or []) or None, env=current_settings().environ, latency=Latency.parse(latency),
             on_miss=miss_mode, fork_at=fork_at, timeline_name=timeline,
             settings=settings_from(upstream, None, repo), out=sys.stdout.buffer, on_event=on_event,
             on_error=_error, allow_recorded_command=allow,
@@ -254,14 +238,14 @@ def _print_replay(result: ReplayResult, summary: dict[str, Any]) -> None:
          f"{summary['misses']} misses" + (f", {summary['drifted']} drifted" if stats.drifts else ""))
     if result.new_timeline:
         info(f"rewind: {result.new_steps} live steps recorded on timeline "
-             f"[bold]{result.session_id}/{result.new_timeline}[/bold] (forked at step {result.fork_point}); "
+             f"{result.session_id}/{result.new_timeline} (forked at step {result.fork_point}); "
              "HEAD follows it")
     sv = result.savings
     info(f"rewind: saved {sv.steps} calls, {sv.tokens:,} tokens, {money(sv.cost_usd)}, {sv.seconds:.1f} s")
     if result.output_identical is True:
-        info("rewind: [green]output identical to the recording[/green]")
+        info("rewind: output identical to the recording")
     elif result.output_identical is False:
-        info("rewind: [yellow]output differs from the recording:[/yellow]")
+        info("rewind: output differs from the recording:")
         if result.recorded_stdout is not None:
             import difflib
 
@@ -271,7 +255,7 @@ def _print_replay(result: ReplayResult, summary: dict[str, Any]) -> None:
             # compared as stored (redacted): a key is neither a difference nor shown in the diff
             new = redact_output(result.stdout).decode(errors="replace").splitlines()
             for line in list(difflib.unified_diff(old, new, "recorded", "replayed", lineterm=""))[:60]:
-                print(line, file=sys.stderr)
+                print(safe_text(line), file=sys.stderr)  # the recorded side may be anyone's
 
 
 def proxy(
@@ -293,13 +277,13 @@ def proxy(
     settings = settings_from(upstream, record_host, repo)
     recorder = Recorder(repo, SessionInfo(name=name, command=["rewind", "proxy"], cwd=os.getcwd()))
     handler = RecordingHandler(recorder, settings.pool(), settings.timeout, _error)
-    with ProxySession(repo, handler, settings.routes(os.environ), recorder=recorder, recording=handler,
+    with ProxySession(repo, handler, settings.routes(current_settings().environ), recorder=recorder, recording=handler,
                       port=port, on_error=_error, ca_dir=settings.ca_dir) as running:
         env = running.child_env({})
         info(f"rewind: proxy listening on 127.0.0.1:{running.port}; export these in the agent's shell:")
         for key in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "HTTPS_PROXY",
                     "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"):
-            print(f"export {key}={env[key]}", flush=True)
+            print(f"export {key}={safe_text(env[key])}", flush=True)
         info("rewind: each X-Rewind-Session header value is its own session; Ctrl-C finishes and packs")
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -310,7 +294,7 @@ def proxy(
             pass
         writers = running.finish()
     for w in writers:
-        info(f"rewind: recorded session [bold]{w.id}[/bold]: {w.steps} steps")
+        info(f"rewind: recorded session {w.id}: {w.steps} steps")
     if recorder.disk_full:
         info(f"rewind: recording stopped when the disk filled up; {recorder.dropped} later calls were not "
              "recorded (the sessions above are incomplete)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rewind_vcs.cli.common import console, info, open_repo, print_json
+from rewind_vcs.cli.common import info, open_repo, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -45,8 +45,12 @@ def tag(
         if as_json:
             print_json([t.to_json() for t in tags])
         else:
-            for t in tags:
-                console().print(f"{t.name}\t{t.target}", markup=False, highlight=False)
+            import sys
+
+            from rewind_vcs.cli.safe import safe_text
+
+            sys.stdout.write("".join(f"{safe_text(t.name)}\t{safe_text(t.target)}\n" for t in tags))
+            sys.stdout.flush()
         return
     made = repo.create_tag(name, ref or "HEAD", force=force)
     info(f"Tagged {made.target} as '{made.name}'")

@@ -9,7 +9,6 @@ kind of per-ref lines.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from rewind_vcs.cli.common import err_console, info, open_repo, print_json
+from rewind_vcs.cli.settings import current as settings
 
 if TYPE_CHECKING:
     from rewind_vcs.transfer.gitnet import Credentials, Progress
@@ -31,7 +31,10 @@ _SSH_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 
 def register(app: typer.Typer) -> None:
+    from rewind_vcs.cli.helpfmt import WrappingGroup
+
     group = typer.Typer(
+        cls=WrappingGroup,
         help="Remotes: the git servers sessions are pushed to and fetched from (any git URL or path).",
         no_args_is_help=False,
         add_completion=False,
@@ -180,13 +183,14 @@ def credentials() -> Credentials:
 
     home = Path.home() / ".ssh"
     keys = tuple(home / k for k in _SSH_KEYS if (home / k).is_file() and (home / f"{k}.pub").is_file())
-    helper_env = dict(os.environ)
+    env = settings()
+    helper_env = dict(env.environ)
     if not sys.stdin.isatty():
         helper_env["GIT_TERMINAL_PROMPT"] = "0"
     return Credentials(
-        token=os.environ.get("REWIND_GIT_TOKEN") or os.environ.get("GIT_TOKEN") or None,
-        username=os.environ.get("REWIND_GIT_USERNAME") or None,
-        ssh_agent=bool(os.environ.get("SSH_AUTH_SOCK")),
+        token=env.git_token,
+        username=env.git_username,
+        ssh_agent=env.ssh_agent,
         ssh_keys=keys,
         credential_helper=shutil.which("git") is not None,
         helper_env=helper_env,
@@ -213,7 +217,6 @@ def _progress() -> Iterator[Callable[[Progress], None] | None]:
     if not con.is_terminal:
         yield None
         return
-    from rich.markup import escape
     from rich.progress import BarColumn, SpinnerColumn, TaskID, TextColumn
     from rich.progress import (
         Progress as Bars,  # not the library's Progress, which update() receives
@@ -221,7 +224,7 @@ def _progress() -> Iterator[Callable[[Progress], None] | None]:
 
     from rewind_vcs.transfer.incoming import visible
 
-    bar = Bars(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+    bar = Bars(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
                TextColumn("{task.fields[count]}"), console=con, transient=True)
     current: dict[str, TaskID] = {}
     phase: list[str] = []
@@ -229,7 +232,7 @@ def _progress() -> Iterator[Callable[[Progress], None] | None]:
     def update(p: Progress) -> None:
         text = _PHASE_TEXT.get(p.phase.value, p.phase.value)
         if p.message:  # the server's own words: never markup, never control characters
-            text = escape(visible(p.message.replace("\r", " ").strip(), 60)) or text
+            text = visible(p.message.replace("\r", " ").strip(), 60) or text
         if p.phase.value not in phase[-1:]:
             if "task" in current:
                 bar.update(current["task"], visible=False)
@@ -278,9 +281,7 @@ def _warn_skipped(result: TransferResult) -> None:
 
 
 def _say(line: str) -> None:
-    from rich.markup import escape
-
-    info(escape(line))
+    info(line)  # plain text, controls made visible: URLs and ref names come from the remote
 
 
 def _size(n: int) -> str:

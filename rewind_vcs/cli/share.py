@@ -32,6 +32,11 @@ def share(
     """
     from rewind_vcs.share.html import build_page, write_page
 
+    if output == "-" and sys.stdout.isatty():
+        from rewind_vcs.errors import ConfigError
+
+        raise ConfigError("not writing an HTML page to the terminal",
+                          hint="redirect it ('rewind share -o - > page.html') or give -o FILE")
     repo = open_repo()
     page = build_page(repo, ref, include_content=include_content)
     if output == "-":

@@ -47,7 +47,7 @@ def _progress() -> Iterator[ProgressFn | None]:
 
     from rewind_vcs.transfer.rwformat import Stage
 
-    bars = Progress(TextColumn("{task.description:<20}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+    bars = Progress(TextColumn("{task.description:<20}", markup=False), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                     console=console, transient=True)
     tasks: dict[str, TaskID] = {}
 
@@ -134,7 +134,7 @@ def import_(
     for skip in result.skipped:
         info(f"[yellow]warning:[/yellow] {escape(skip.line())}")
     for conflict in result.conflicts:
-        info(f"[yellow]conflict:[/yellow] {escape(visible(conflict.reason, 300))}; left as it is")
+        info(f"conflict: {visible(conflict.reason, 300)}; left as it is", style="yellow")
     if result.conflicts:
         raise ConflictError(
             f"{len(result.conflicts)} ref{'s' * (len(result.conflicts) != 1)} of {file} conflict with this "

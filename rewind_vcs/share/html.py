@@ -103,8 +103,8 @@ def render_html(data: ShareData) -> str:
     title = f"rewind · {session['name'] or session['id']} · {data.timeline}"
     values = {
         "CSP": _csp(script, css),
-        "GENERATOR": html.escape(payload["generator"]),
-        "TITLE": html.escape(title),
+        "GENERATOR": _text(payload["generator"]),
+        "TITLE": _text(title),
         "CSS": css,
         "FALLBACK": fallback_html(payload),
         "DATA": embed_json(payload),
@@ -112,6 +112,16 @@ def render_html(data: ShareData) -> str:
     }
     # one pass over the template only: text from the recording is never searched for placeholders
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], _asset("page.html"))
+
+
+#: control characters and bidirectional overrides, shown as ``\uXXXX`` in the static parts of the
+#: page (the script does the same for what it draws): the recording must not reorder the page
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _text(value: Any) -> str:
+    """``value`` as HTML text: escaped, with control and bidi characters made visible."""
+    return html.escape(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(value)))
 
 
 def embed_json(value: Any) -> str:
@@ -155,7 +165,7 @@ def _asset(name: str) -> str:
 
 def fallback_html(payload: dict[str, Any]) -> str:
     """A static summary and step table of the selected timeline (content-free fields only)."""
-    e = html.escape
+    e = _text
     session = payload["session"]
     name = payload["selected"]["timeline"]
     timeline = next(t for t in payload["timelines"] if t["name"] == name)

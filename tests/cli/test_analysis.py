@@ -1,5 +1,6 @@
 """`rewind diff`, `rewind bisect GOOD BAD` and git-style `rewind bisect start/good/bad/skip/run/log/reset`,
-through the real CLI (a subprocess) on real repositories."""
+through the CLI on real repositories: in-process (the ``cli`` fixture) but for the demo and one
+``bisect run``, which go through the real command (a subprocess)."""
 
 from __future__ import annotations
 
@@ -59,65 +60,65 @@ def lines(proc) -> list[str]:
 # --- diff ----------------------------------------------------------------------------------------
 
 
-def test_diff_human_json_and_exit_code(pair, rewind):
+def test_diff_human_json_and_exit_code(pair, cli):
     _, good, bad = pair
-    proc = rewind("diff", good, bad, check=True)
+    proc = cli("diff", good, bad, check=True)
     out = proc.stdout
     assert "= steps 1-2: identical" in out and "~ step 3:" in out
     assert "messages[2].content: 'About 17 million" in out and "-> 'About 2.1 million" in out
     assert "2 equal, 2 changed, 0 added, 0 removed" in out
-    data = json.loads(rewind("diff", good, bad, "--json", check=True).stdout)
+    data = json.loads(cli("diff", good, bad, "--json", check=True).stdout)
     assert data["identical"] is False and len(data["steps"]) == 4
     assert [s["status"] for s in data["steps"]] == ["equal", "equal", "changed", "changed"]
     change = data["steps"][2]["request"][0]
     assert change == {"field": "messages[2].content", "change": "changed",
                       "old": runs.FRESH_FACT, "new": runs.STALE_FACT}
-    assert rewind("diff", good, bad, "--exit-code").returncode == 1
-    assert rewind("diff", good, bad, "--exit-code", "--json").returncode == 1
-    assert rewind("diff", good, f"{bad}@step-2", "--exit-code").returncode == 1
-    same = rewind("diff", f"{good}@step-2", f"{bad}@step-2", "--exit-code", "--json", check=True)
+    assert cli("diff", good, bad, "--exit-code").returncode == 1
+    assert cli("diff", good, bad, "--exit-code", "--json").returncode == 1
+    assert cli("diff", good, f"{bad}@step-2", "--exit-code").returncode == 1
+    same = cli("diff", f"{good}@step-2", f"{bad}@step-2", "--exit-code", "--json", check=True)
     assert json.loads(same.stdout)["identical"] is True
 
 
-def test_diff_of_two_recordings_of_one_run(tmp_path, rewind):
+def test_diff_of_two_recordings_of_one_run(tmp_path, cli):
     repo = Repo.init(tmp_path)
     a, b = runs.record(repo), runs.record(repo)
-    proc = rewind("diff", a, b, "--exit-code", check=True)
+    proc = cli("diff", a, b, "--exit-code", check=True)
     assert "identical: 4 steps match" in proc.stdout
 
 
 # --- bisect GOOD BAD ------------------------------------------------------------------------------
 
 
-def test_two_session_bisect(pair, rewind):
+def test_two_session_bisect(pair, cli):
     repo, good, bad = pair
-    data = json.loads(rewind("bisect", good, bad, "--json", check=True).stdout)
+    data = json.loads(cli("bisect", good, bad, "--json", check=True).stdout)
     assert data["first_divergent_step"] == 3 and data["causes"] == ["tool_result"]
     assert data["evidence"][0]["field"] == "messages[2].content"
-    out = rewind("bisect", good, bad, check=True).stdout
+    out = cli("bisect", good, bad, check=True).stdout
     assert f"{bad} departs from {good} at step 3" in out
     assert "1. tool_result  messages[2].content (tool): 'About 17 million" in out
     again = runs.record(repo, name="research")
-    data = json.loads(rewind("bisect", good, again, "--json", check=True).stdout)
+    data = json.loads(cli("bisect", good, again, "--json", check=True).stdout)
     assert data["first_divergent_step"] is None and data["causes"] == []
 
 
-def test_bisect_good_bad_names_the_tags_unless_a_bisect_is_running(pair, rewind):
+def test_bisect_good_bad_names_the_tags_unless_a_bisect_is_running(pair, cli):
     _, good, bad = pair
-    rewind("tag", "good", good, check=True)
-    rewind("tag", "bad", bad, check=True)
-    data = json.loads(rewind("bisect", "good", "bad", "--json", check=True).stdout)
+    cli("tag", "good", good, check=True)
+    cli("tag", "bad", bad, check=True)
+    data = json.loads(cli("bisect", "good", "bad", "--json", check=True).stdout)
     assert data["good"]["session"] == good and data["first_divergent_step"] == 3
     # with no such tags, 'bisect good X' is git's verdict, and there is no bisect to give it to
-    assert_clean_failure(rewind("bisect", "good", "nope"), "unknown ref 'nope'")
+    assert_clean_failure(cli("bisect", "good", "nope"), "unknown ref 'nope'")
 
 
-def test_the_demo_through_the_cli(tmp_path, rewind):
+def test_the_demo_through_the_cli(tmp_path, cli):
     """The quickest way a user meets these commands: `rewind demo` then what it suggests."""
-    rewind("demo", check=True, timeout=120)
-    data = json.loads(rewind("bisect", "good", "bad", "--json", check=True).stdout)
+    cli("demo", check=True, timeout=120)
+    data = json.loads(cli("bisect", "good", "bad", "--json", check=True).stdout)
     assert data["first_divergent_step"] == 3 and data["causes"][0] == "tool_result"
-    assert rewind("diff", "good", "bad", "--exit-code").returncode == 1
+    assert cli("diff", "good", "bad", "--exit-code").returncode == 1
 
 
 # --- git-style bisect over the history of runs ---------------------------------------------------------
@@ -147,11 +148,11 @@ def test_bisect_run_finds_the_first_bad_session_in_about_log2_n_tests(nightly, r
     assert repo.git.head_is_unborn and not (repo.path / "BISECT_START").exists()
 
 
-def test_bisect_by_hand_with_a_skip(nightly, rewind):
+def test_bisect_by_hand_with_a_skip(nightly, cli):
     repo, ids = nightly
-    rewind("checkout", ids[2], check=True)
+    cli("checkout", ids[2], check=True)
     head_before = (repo.path / "HEAD").read_text()
-    state = json.loads(rewind("bisect", "start", "--good", ids[0], "--bad", ids[-1], "--name", "nightly",
+    state = json.loads(cli("bisect", "start", "--good", ids[0], "--bad", ids[-1], "--name", "nightly",
                               "--json", check=True).stdout)
     skipped = None
     tests = 0
@@ -160,38 +161,38 @@ def test_bisect_by_hand_with_a_skip(nightly, rewind):
         assert repo.resolve("HEAD").session_id == candidate
         if skipped is None:
             skipped = candidate
-            state = json.loads(rewind("bisect", "skip", "--json", check=True).stdout)
+            state = json.loads(cli("bisect", "skip", "--json", check=True).stdout)
             continue
         tests += 1
         verdict = "bad" if ids.index(candidate) >= FIRST_BAD else "good"
-        state = json.loads(rewind("bisect", verdict, "--json", check=True).stdout)
+        state = json.loads(cli("bisect", verdict, "--json", check=True).stdout)
     assert state["status"] == "found" and state["first_bad"] == ids[FIRST_BAD]
     assert state["divergence"]["first_divergent_step"] == 3
     assert state["divergence"]["causes"] == ["tool_result"]
     assert tests <= math.ceil(math.log2(N_SESSIONS - 1)) + 1
-    assert f"rewind bisect skip {skipped}" in rewind("bisect", "log", check=True).stdout
-    rewind("bisect", "reset", check=True)
+    assert f"rewind bisect skip {skipped}" in cli("bisect", "log", check=True).stdout
+    cli("bisect", "reset", check=True)
     assert (repo.path / "HEAD").read_text() == head_before
 
 
-def test_only_skipped_sessions_left(nightly, rewind):
+def test_only_skipped_sessions_left(nightly, cli):
     repo, ids = nightly
-    rewind("bisect", "start", ids[FIRST_BAD - 1], ids[FIRST_BAD + 1], "--name", "nightly", check=True)
-    proc = rewind("bisect", "skip", ids[FIRST_BAD], check=True)
+    cli("bisect", "start", ids[FIRST_BAD - 1], ids[FIRST_BAD + 1], "--name", "nightly", check=True)
+    proc = cli("bisect", "skip", ids[FIRST_BAD], check=True)
     assert "There are only 'skip'ped sessions left to test." in proc.stdout
     assert f"{ids[FIRST_BAD]} (nightly)" in proc.stdout and f"{ids[FIRST_BAD + 1]} (nightly)" in proc.stdout
 
 
 @pytest.mark.parametrize("code", [128, 255])
-def test_bisect_run_aborts_on_128_and_above(nightly, rewind, tmp_path, code):
+def test_bisect_run_aborts_on_128_and_above(nightly, cli, tmp_path, code):
     _, ids = nightly
-    rewind("bisect", "start", ids[0], ids[-1], check=True)
-    proc = rewind("bisect", "run", sys.executable, "-c", f"import sys; sys.exit({code})")
+    cli("bisect", "start", ids[0], ids[-1], check=True)
+    proc = cli("bisect", "run", sys.executable, "-c", f"import sys; sys.exit({code})")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     progress, error = proc.stderr.strip().splitlines()  # "running ..." then the one error line
     assert progress.startswith("running ") and error.startswith("rewind: bisect run stopped")
     assert f"exited with {code}" in error
-    assert "rewind bisect good" not in rewind("bisect", "log", check=True).stdout  # nothing marked
+    assert "rewind bisect good" not in cli("bisect", "log", check=True).stdout  # nothing marked
 
 
 @pytest.fixture(scope="module")
@@ -244,21 +245,21 @@ WHILE_BISECTING = [
 
 
 @pytest.mark.parametrize("args, needle", NOT_BISECTING)
-def test_every_mistake_is_one_clean_line(history, rewind, args, needle):
+def test_every_mistake_is_one_clean_line(history, cli, args, needle):
     path, ids = history
-    assert_clean_failure(rewind(*(a.format(*ids) for a in args), cwd=path), needle)
+    assert_clean_failure(cli(*(a.format(*ids) for a in args), cwd=path), needle)
     assert not (path / ".rewind" / "BISECT_START").exists()
 
 
 @pytest.mark.parametrize("args, needle", WHILE_BISECTING)
-def test_every_mistake_while_bisecting_is_one_clean_line(bisecting, rewind, args, needle):
+def test_every_mistake_while_bisecting_is_one_clean_line(bisecting, cli, args, needle):
     path, ids = bisecting
     before = (path / ".rewind" / "BISECT_STATE.json").read_text()
-    assert_clean_failure(rewind(*(a.format(*ids) for a in args), cwd=path), needle)
+    assert_clean_failure(cli(*(a.format(*ids) for a in args), cwd=path), needle)
     assert (path / ".rewind" / "BISECT_STATE.json").read_text() == before  # nothing was recorded
 
 
-def test_reset_without_a_bisect_is_harmless(history, rewind):
+def test_reset_without_a_bisect_is_harmless(history, cli):
     path, _ = history
-    proc = rewind("bisect", "reset", cwd=path, check=True)
+    proc = cli("bisect", "reset", cwd=path, check=True)
     assert proc.stderr.strip() == "rewind: not bisecting; nothing to reset"
