@@ -149,6 +149,8 @@ class _SafeHandler(logging.Handler):
     stderr, made safe: they often quote what a remote or a file supplied."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "reported_by_cli", False):
+            return  # the command prints its own line for this one (log's note, the quarantine line)
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not end the command

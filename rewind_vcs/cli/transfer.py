@@ -132,7 +132,7 @@ def import_(
     else:
         info(f"Already imported: {file} changes nothing here ({what}, {len(result.refs)} refs already present)")
     for skip in result.skipped:
-        info(f"[yellow]warning:[/yellow] {escape(skip.line())}")
+        info(f"warning: {skip.line()}", style="yellow")
     for conflict in result.conflicts:
         info(f"conflict: {visible(conflict.reason, 300)}; left as it is", style="yellow")
     if result.conflicts:

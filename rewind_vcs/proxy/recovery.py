@@ -78,7 +78,7 @@ def _quarantine(repo: Repo, path: Path, reason: str, entries: list[JournalEntry]
             os.replace(spill_path(path, entry.spill), qdir / entry.spill.file)
     target.with_name(target.name + ".reason").write_text(reason + "\n")
     log.warning("journal %s could not be recovered (%s); moved to %s, nothing deleted",
-                path.name, reason, target)
+                path.name, reason, target, extra={"reported_by_cli": True})
     return Quarantined(target, reason)
 
 

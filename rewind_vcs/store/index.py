@@ -124,8 +124,9 @@ def list_sessions(repo: Repo, *, use_cache: bool = True) -> SessionListing:
             gc.enable()
     if listing.skipped:
         shown = ", ".join(printable(s.id, 40) for s in listing.skipped[:5]) + (" ..." if len(listing.skipped) > 5 else "")
+        # ``rewind log`` says it in its own words; other commands stay quiet about other sessions.
         log.warning("skipped %d unreadable session(s) (%s); run 'rewind fsck' for details",
-                    len(listing.skipped), shown)
+                    len(listing.skipped), shown, extra={"reported_by_cli": True})
     return listing
 
 

@@ -129,7 +129,7 @@ def test_main_help_fits_80_columns_and_cuts_nothing(rewind):
                  "push", "pull", "clone", "fsck"):
         assert f"\n  {name} " in proc.stdout, name
     flat = " ".join(proc.stdout.split())
-    assert "its local CA; running it again is harmless." in flat and "like git's lightweight tags." in flat
+    assert "your local CA; running it again is harmless." in flat and "like git's lightweight tags." in flat
 
 
 def test_group_help_cuts_nothing_either(cli):
